@@ -1,0 +1,25 @@
+"""jupyter_mlbox: run a notebook, or one cell of it, in a container built from its imports.
+
+Only entry points live here; their imports are lazy so ``import jupyter_mlbox`` stays light.
+"""
+from ._version import __version__
+
+
+def load_ipython_extension(ipython):
+    """``%load_ext jupyter_mlbox``: register the ``%%mlbox`` / ``%mlbox`` magics."""
+    from .magics import MlboxMagics
+
+    ipython.register_magics(MlboxMagics(ipython))
+
+
+def _jupyter_server_extension_points():
+    from .server.app import MlboxApp
+
+    return [{"module": "jupyter_mlbox.server.app", "app": MlboxApp}]
+
+
+def _jupyter_labextension_paths():
+    return [{"src": "labextension", "dest": "jupyter-mlbox"}]
+
+
+__all__ = ["__version__", "load_ipython_extension"]

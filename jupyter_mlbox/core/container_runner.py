@@ -1,0 +1,144 @@
+"""Executes a notebook inside the container. Copied into every image as /opt/mlbox/runner.py.
+
+It must run with only the standard library, nbformat and nbclient, since that is all an image
+has. It is also imported on the host for ``inject_parameters``, so there is one implementation.
+
+    python runner.py IN.ipynb OUT.ipynb [--cell-timeout S] [-p NAME VALUE]... [--params-json J]
+
+Parameters can also come from environment variables ``MLBOX_PARAM_<NAME>``. The executed
+notebook is always written to OUT (atomically), even when a cell fails, with the outcome in
+``metadata.mlbox``. Exit status: 0 every cell ran, 1 a cell raised, 2 the kernel died,
+3 a cell timed out, 4 the input or output was unusable.
+"""
+from __future__ import annotations
+
+import argparse
+import ast
+import copy
+import json
+import os
+import sys
+import tempfile
+
+EXIT_OK, EXIT_CELL_ERROR, EXIT_KERNEL_DIED, EXIT_TIMEOUT, EXIT_BAD_INPUT = 0, 1, 2, 3, 4
+PARAM_ENV_PREFIX = "MLBOX_PARAM_"
+
+
+def parse_parameter_value(text: str):
+    """``"3"`` → 3, ``"[1, 2]"`` → [1, 2], anything that is not a Python literal stays a str."""
+    try:
+        return ast.literal_eval(text)
+    except (ValueError, SyntaxError):
+        return text
+
+
+def inject_parameters(nb, parameters):
+    """A copy of ``nb`` with a cell that sets ``parameters``, placed the way papermill does.
+
+    The cell goes right after the cell tagged ``parameters`` (first when none is tagged) and is
+    tagged ``injected-parameters``.
+    """
+    if not parameters:
+        return nb
+    import nbformat
+
+    nb = copy.deepcopy(nb)
+    source = "# Parameters injected by jupyter_mlbox\n" + "\n".join(
+        f"{name} = {value!r}" for name, value in parameters.items())
+    cell = nbformat.v4.new_code_cell(source)
+    cell.metadata["tags"] = ["injected-parameters"]
+    position = 0
+    for index, existing in enumerate(nb.cells):
+        if "parameters" in existing.get("metadata", {}).get("tags", []):
+            position = index + 1
+            break
+    nb.cells.insert(position, cell)
+    return nb
+
+
+def _write_atomic(nb, path):
+    import nbformat
+
+    directory = os.path.dirname(os.path.abspath(path))
+    os.makedirs(directory, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=".mlbox-", suffix=".ipynb", dir=directory)
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        nbformat.write(nb, handle)
+    os.replace(tmp, path)
+
+
+def _failure(err, nb, status):
+    """What failed: the cell index, the exception name/value and the traceback text."""
+    failed = None
+    for index, cell in enumerate(nb.cells):
+        for output in cell.get("outputs", []):
+            if output.get("output_type") == "error":
+                failed = index
+    ename = getattr(err, "ename", type(err).__name__)
+    evalue = getattr(err, "evalue", str(err))
+    traceback = getattr(err, "traceback", None) or str(err)
+    return {"status": status, "failed_cell": failed, "ename": ename, "evalue": str(evalue),
+            "traceback": traceback if isinstance(traceback, str) else "\n".join(traceback)}
+
+
+def execute(nb, *, cell_timeout=None, cwd=None):
+    """Run every cell; return (executed notebook, outcome dict, exit status)."""
+    from nbclient import NotebookClient
+    from nbclient.exceptions import CellExecutionError, CellTimeoutError, DeadKernelError
+
+    client = NotebookClient(nb, timeout=cell_timeout, kernel_name="python3",
+                            resources={"metadata": {"path": cwd or os.getcwd()}})
+    try:
+        client.execute()
+    except CellTimeoutError as err:
+        return nb, _failure(err, nb, "timeout"), EXIT_TIMEOUT
+    except DeadKernelError as err:
+        return nb, _failure(err, nb, "kernel-died"), EXIT_KERNEL_DIED
+    except CellExecutionError as err:
+        return nb, _failure(err, nb, "error"), EXIT_CELL_ERROR
+    return nb, {"status": "ok"}, EXIT_OK
+
+
+def main(argv=None):
+    import nbformat
+
+    parser = argparse.ArgumentParser(prog="mlbox-runner", description=__doc__.splitlines()[0])
+    parser.add_argument("input")
+    parser.add_argument("output")
+    parser.add_argument("--cell-timeout", type=float, default=None)
+    parser.add_argument("-p", "--parameter", nargs=2, action="append", default=[],
+                        metavar=("NAME", "VALUE"))
+    parser.add_argument("--params-json", default=None)
+    args = parser.parse_args(argv)
+
+    parameters = {k[len(PARAM_ENV_PREFIX):]: parse_parameter_value(v)
+                  for k, v in sorted(os.environ.items()) if k.startswith(PARAM_ENV_PREFIX)}
+    if args.params_json:
+        parameters.update(json.loads(args.params_json))
+    parameters.update({name: parse_parameter_value(value) for name, value in args.parameter})
+
+    try:
+        with open(args.input, encoding="utf-8") as handle:
+            nb = nbformat.read(handle, as_version=4)
+    except Exception as err:  # noqa: BLE001 - any failure here is "bad input"
+        print(f"mlbox-runner: cannot read {args.input}: {err}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    nb = inject_parameters(nb, parameters)
+    out_dir = os.path.dirname(os.path.abspath(args.output))
+    if not os.access(out_dir if os.path.isdir(out_dir) else os.path.dirname(out_dir), os.W_OK):
+        print(f"mlbox-runner: {out_dir} is not writable by uid {os.getuid()}; "
+              f"make it writable or run with --user", file=sys.stderr)
+        return EXIT_BAD_INPUT
+
+    nb, outcome, status = execute(nb, cell_timeout=args.cell_timeout,
+                                  cwd=os.path.dirname(os.path.abspath(args.input)))
+    nb.metadata["mlbox"] = outcome
+    _write_atomic(nb, args.output)
+    if status != EXIT_OK:
+        print(f"mlbox-runner: {outcome['status']}: {outcome.get('ename')}: "
+              f"{outcome.get('evalue')}", file=sys.stderr)
+    return status
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,342 @@
+"""From code to pinned requirements: imports → distributions → pins.
+
+The kernel's own environment is the source of truth (``importlib.metadata``): what the notebook
+imports and the kernel has installed is pinned to the installed version. Imports the kernel lacks
+fall back to pipreqs' import-name → PyPI-name mapping and are left unpinned, with a warning.
+Nothing here touches the network.
+"""
+from __future__ import annotations
+
+import ast
+import importlib.metadata as metadata
+import importlib.resources
+import re
+import shlex
+import sys
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+from typing import Iterable
+
+from packaging.requirements import InvalidRequirement, Requirement
+from packaging.utils import canonicalize_name
+from packaging.version import InvalidVersion, Version
+
+from ..errors import RequirementError
+from .notebook import parse_cells
+
+#: Never installed into an image: the tool itself lives only on the host.
+ALWAYS_EXCLUDED = {"jupyter-mlbox"}
+
+#: pip options that take a value (their value is not a requirement).
+_PIP_OPTIONS_WITH_VALUE = {
+    "-r", "--requirement", "-c", "--constraint", "-i", "--index-url", "--extra-index-url",
+    "-f", "--find-links", "-t", "--target", "--prefix", "--root", "--python-version",
+    "--platform", "--implementation", "--abi", "--trusted-host", "--cert", "--proxy",
+    "--progress-bar", "--src", "--upgrade-strategy", "--config-settings", "-C",
+}
+
+
+@dataclass(frozen=True)
+class PinnedRequirement:
+    """One line of requirements.txt and where it came from.
+
+    ``origin`` is "installed" (pinned to the kernel's version), "guess" (not installed here,
+    unpinned), "pip-magic" (a ``%pip install`` line), "explicit" (``--pip``) or "file"
+    (a requirements file).
+    """
+
+    requirement: str
+    origin: str
+    imports: tuple[str, ...] = ()
+
+    @property
+    def name(self) -> str:
+        return canonicalize_name(Requirement(self.requirement).name)
+
+
+@dataclass
+class InferenceResult:
+    """What a notebook needs: pinned requirements, local files, and what could not be decided."""
+
+    requirements: list[PinnedRequirement] = field(default_factory=list)
+    local_modules: list[Path] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+    def requirements_txt(self) -> str:
+        return "".join(f"{r.requirement}\n" for r in self.requirements)
+
+    def names(self) -> set[str]:
+        return {r.name for r in self.requirements}
+
+
+def validate_requirement(text: str) -> Requirement:
+    """Parse ``text`` as one PEP 508 requirement, or raise a RequirementError that says why."""
+    text = text.strip()
+    if not text or any(ch in text for ch in "\r\n\0\\`$"):
+        raise RequirementError(f"{text!r} is not a valid requirement (PEP 508)")
+    try:
+        req = Requirement(text)
+    except InvalidRequirement as err:
+        raise RequirementError(f"{text!r} is not a valid requirement (PEP 508): {err}") from err
+    if req.url:
+        raise RequirementError(f"{text!r}: direct URL requirements are not supported; "
+                               f"publish the package to an index or use --pip NAME==VERSION")
+    return req
+
+
+# ---------------------------------------------------------------------------------------------
+# imports and %pip lines
+# ---------------------------------------------------------------------------------------------
+
+def imported_modules(tree: ast.AST) -> set[str]:
+    """Absolute module names imported anywhere in ``tree`` (functions, try/except, if …)."""
+    found: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            found.add(node.module)
+            # ``from google.cloud import storage``: storage may be the submodule that decides
+            # which distribution is meant.
+            found.update(f"{node.module}.{alias.name}" for alias in node.names
+                         if alias.name != "*")
+    return found
+
+
+def pip_install_arguments(tree: ast.AST) -> list[str]:
+    """Requirement strings from ``%pip install …`` and ``!pip install …`` lines."""
+    commands = []
+    for node in ast.walk(tree):
+        if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)):
+            continue
+        args = [a.value for a in node.args if isinstance(a, ast.Constant)
+                and isinstance(a.value, str)]
+        if node.func.attr == "run_line_magic" and len(args) == 2 and args[0] == "pip":
+            commands.append(args[1])
+        elif node.func.attr in {"system", "getoutput"} and args:
+            match = re.match(r"\s*(?:python3?\s+-m\s+)?pip3?\s+(.*)", args[0])
+            if match:
+                commands.append(match.group(1))
+    requirements = []
+    for command in commands:
+        try:
+            words = shlex.split(command)
+        except ValueError:
+            continue
+        if not words or words[0] != "install":
+            continue
+        skip_next = False
+        for word in words[1:]:
+            if skip_next:
+                skip_next = False
+            elif word in _PIP_OPTIONS_WITH_VALUE:
+                skip_next = True
+            elif not word.startswith("-"):
+                requirements.append(word)
+    return requirements
+
+
+# ---------------------------------------------------------------------------------------------
+# environment lookups
+# ---------------------------------------------------------------------------------------------
+
+@lru_cache(maxsize=1)
+def _packages_distributions() -> dict[str, list[str]]:
+    return metadata.packages_distributions()
+
+
+@lru_cache(maxsize=1)
+def pipreqs_mapping() -> dict[str, str]:
+    """pipreqs' import name → PyPI name table (e.g. sklearn → scikit-learn)."""
+    try:
+        text = importlib.resources.files("pipreqs").joinpath("mapping").read_text("utf-8")
+    except (ModuleNotFoundError, FileNotFoundError):  # pipreqs missing: degrade, don't crash
+        return {}
+    mapping = {}
+    for line in text.splitlines():
+        if ":" in line:
+            import_name, dist = line.strip().split(":", 1)
+            mapping[import_name] = dist
+    return mapping
+
+
+def _distribution_for(module: str, candidates: list[str]) -> str:
+    """Pick among the distributions that provide a top-level name (namespace packages).
+
+    ``google.cloud.storage`` is provided by google-cloud-storage, not by protobuf which also
+    installs into ``google/``: the distribution whose files contain the deepest part of the
+    dotted path wins.
+    """
+    if len(candidates) == 1:
+        return candidates[0]
+    parts = module.split(".")
+    best, best_depth = sorted(candidates)[0], 0
+    for dist_name in sorted(candidates):
+        try:
+            files = metadata.distribution(dist_name).files or []
+        except metadata.PackageNotFoundError:
+            continue
+        paths = {str(f).replace("\\", "/") for f in files}
+        for depth in range(len(parts), 0, -1):
+            prefix = "/".join(parts[:depth])
+            if any(p.startswith(prefix + "/") or p == prefix + ".py" for p in paths):
+                if depth > best_depth:
+                    best, best_depth = dist_name, depth
+                break
+    return best
+
+
+def _installed_version(dist_name: str) -> str | None:
+    try:
+        return metadata.version(dist_name)
+    except metadata.PackageNotFoundError:
+        return None
+
+
+def installable_pin(name: str, version: str) -> tuple[str, str | None]:
+    """``name==version`` that an index can serve, and a warning when the version had to change.
+
+    Local version labels (``2.3.0+cpu``) name builds that exist only on other indexes; the
+    public release is pinned instead and the user is told.
+    """
+    try:
+        parsed = Version(version)
+    except InvalidVersion:
+        return name, f"{name}: installed version {version!r} is not a valid version; left unpinned"
+    if parsed.local:
+        public = parsed.public
+        return (f"{name}=={public}",
+                f"{name}: installed as {version}; the local label '+{parsed.local}' names a "
+                f"build PyPI does not have, pinned {name}=={public} instead")
+    return f"{name}=={version}", None
+
+
+def is_local_module(name: str, search_dir: Path | None) -> Path | None:
+    """The file or package next to the notebook that provides ``name``, if any."""
+    if search_dir is None:
+        return None
+    for candidate in (search_dir / f"{name}.py", search_dir / name):
+        if candidate.is_file() or (candidate.is_dir() and any(candidate.glob("*.py"))):
+            return candidate
+    return None
+
+
+# ---------------------------------------------------------------------------------------------
+# the whole inference
+# ---------------------------------------------------------------------------------------------
+
+def read_requirements_file(path: Path) -> tuple[list[str], list[str]]:
+    """Requirement lines of a requirements.txt, and warnings for what was skipped."""
+    requirements, warnings = [], []
+    for number, raw in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+        line = raw.split(" #", 1)[0].strip()
+        if not line or line.startswith("#"):
+            continue
+        if line.startswith("-"):
+            warnings.append(f"{path.name}:{number}: pip option {line.split()[0]} ignored "
+                            f"(index settings come from the host's pip configuration)")
+            continue
+        requirements.append(line)
+    return requirements, warnings
+
+
+def infer_requirements(sources: Iterable[str], *, search_dir: Path | None = None,
+                       requirements_file: Path | None = None,
+                       extra: Iterable[str] = (), exclude: Iterable[str] = ()
+                       ) -> InferenceResult:
+    """Pinned requirements for code cells ``sources``.
+
+    ``requirements_file`` (or a requirements.txt in ``search_dir``) replaces inference;
+    ``extra`` (``--pip``) adds to it and ``exclude`` removes names from it.
+    """
+    result = InferenceResult()
+    excluded = {canonicalize_name(n) for n in exclude} | ALWAYS_EXCLUDED
+    by_name: dict[str, PinnedRequirement] = {}
+
+    def add(requirement: str, origin: str, imports: tuple[str, ...] = ()) -> None:
+        try:
+            req = validate_requirement(requirement)
+        except RequirementError as err:
+            if origin in {"explicit", "file"}:
+                raise
+            result.warnings.append(f"skipped: {err}")
+            return
+        key = canonicalize_name(req.name)
+        if key in excluded:
+            return
+        previous = by_name.get(key)
+        if previous is not None and previous.origin in {"explicit", "file", "pip-magic"} \
+                and origin in {"installed", "guess"}:
+            return  # what the user wrote wins over what was inferred
+        by_name[key] = PinnedRequirement(str(req), origin,
+                                         tuple(sorted(set(imports) | set(
+                                             previous.imports if previous else ()))))
+
+    cells = parse_cells(list(sources))
+    for cell in cells:
+        if cell.error:
+            result.warnings.append(f"{cell.error} (its imports were not read)")
+
+    if requirements_file is None and search_dir is not None \
+            and (search_dir / "requirements.txt").is_file():
+        requirements_file = search_dir / "requirements.txt"
+
+    if requirements_file is not None:
+        if not Path(requirements_file).is_file():
+            raise RequirementError(f"{requirements_file}: no such requirements file")
+        lines, warnings = read_requirements_file(Path(requirements_file))
+        result.warnings.extend(warnings)
+        result.warnings.append(f"using {requirements_file} instead of inferring from imports")
+        for line in lines:
+            add(line, "file")
+    else:
+        _infer_from_cells(cells, search_dir, result, add)
+
+    for requirement in extra:
+        add(requirement, "explicit")
+    result.requirements = sorted(by_name.values(), key=lambda r: r.name)
+    return result
+
+
+def _infer_from_cells(cells, search_dir, result: InferenceResult, add) -> None:
+    modules: set[str] = set()
+    for cell in cells:
+        if cell.tree is None:
+            continue
+        modules |= imported_modules(cell.tree)
+        for requirement in pip_install_arguments(cell.tree):
+            add(requirement, "pip-magic")
+
+    stdlib = set(sys.stdlib_module_names) | {"__future__"}
+    top_levels: dict[str, list[str]] = {}
+    for module in sorted(modules):
+        top_levels.setdefault(module.split(".")[0], []).append(module)
+
+    installed = _packages_distributions()
+    mapping = pipreqs_mapping()
+    for top, dotted in sorted(top_levels.items()):
+        if top in stdlib or top.startswith("_"):
+            continue
+        local = is_local_module(top, search_dir)
+        if local is not None:
+            if local not in result.local_modules:
+                result.local_modules.append(local)
+            continue
+        if top in installed:
+            deepest = max(dotted, key=lambda m: m.count("."))
+            dist = _distribution_for(deepest, installed[top])
+            version = _installed_version(dist)
+            if version is None:
+                add(dist, "guess", (top,))
+                continue
+            pin, warning = installable_pin(canonicalize_name(dist), version)
+            if warning:
+                result.warnings.append(warning)
+            add(pin, "installed", (top,))
+        else:
+            dist = mapping.get(top, top)
+            result.warnings.append(
+                f"{top}: not installed in this kernel; guessing PyPI package '{dist}' "
+                f"(unpinned: the version is a guess, the newest release will be installed)")
+            add(dist, "guess", (top,))

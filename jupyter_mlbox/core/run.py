@@ -1,0 +1,233 @@
+"""Run a notebook in a container by round-tripping it: put it in, execute it there, read it back.
+
+No bind mounts: files go in with ``put_archive`` and come out with ``get_archive``, so the same
+code works against a remote ``DOCKER_HOST``. The container is removed in every case.
+"""
+from __future__ import annotations
+
+import ast
+import json
+import re
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterable, Mapping
+
+import nbformat
+from nbformat import NotebookNode
+
+from ..errors import (CellExecutionError, GPUUnavailableError, KernelDiedError, MlboxError,
+                      RunTimeoutError)
+from .build import BuildOptions, BuildResult, build_image, plan_image
+from .container_runner import EXIT_CELL_ERROR, EXIT_KERNEL_DIED, EXIT_OK, EXIT_TIMEOUT
+from .dockerfile import MANAGED_LABEL, RUNNER, WORKDIR
+from .engine import DockerEngine
+from .events import CancelToken, ProgressCallback, ProgressEvent, ignore_progress
+from .notebook import code_cell_sources, default_output_path, read_notebook, \
+    write_notebook_atomic
+
+OUTPUT_DIR = ".mlbox-out"
+#: Local data files referenced by the notebook travel along up to this total size.
+MAX_LOCAL_FILES_BYTES = 200 * 1024 * 1024
+_ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    """How to run: resources, GPUs, time limit, environment and papermill-style parameters."""
+
+    gpus: str = "none"
+    timeout: float | None = None
+    memory: str | None = None
+    cpus: float | None = None
+    env: Mapping[str, str] = field(default_factory=dict)
+    parameters: Mapping[str, object] = field(default_factory=dict)
+    network_mode: str | None = None
+
+
+@dataclass
+class RunResult:
+    notebook: NotebookNode
+    gpu: bool
+    seconds: float
+    files: dict[str, bytes] = field(default_factory=dict)
+    build: BuildResult | None = None
+    output_path: Path | None = None
+
+
+def strip_ansi(text: str) -> str:
+    return _ANSI.sub("", text)
+
+
+def local_files_for(notebook_dir: Path, sources: Iterable[str],
+                    local_modules: Iterable[Path]) -> dict[str, bytes]:
+    """Files next to the notebook that it needs: its local modules and the data files it names.
+
+    A string literal in a code cell that names an existing file (or folder) below the notebook's
+    folder counts as a reference, e.g. ``pd.read_csv("data/iris.csv")``.
+    """
+    notebook_dir = notebook_dir.resolve()
+    wanted: set[Path] = {Path(p).resolve() for p in local_modules}
+    for source in sources:
+        try:
+            tree = ast.parse(_python(source))
+        except SyntaxError:
+            continue
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Constant) and isinstance(node.value, str) \
+                    and 0 < len(node.value) < 300 and "\n" not in node.value:
+                candidate = (notebook_dir / node.value).resolve()
+                if candidate != notebook_dir and notebook_dir in candidate.parents \
+                        and candidate.exists():
+                    wanted.add(candidate)
+    files: dict[str, bytes] = {}
+    total = 0
+    for path in sorted(wanted):
+        members = [path] if path.is_file() else sorted(p for p in path.rglob("*") if p.is_file()
+                                                        and "__pycache__" not in p.parts)
+        for member in members:
+            total += member.stat().st_size
+            if total > MAX_LOCAL_FILES_BYTES:
+                raise MlboxError(f"the local files this notebook uses exceed "
+                                 f"{MAX_LOCAL_FILES_BYTES // 2**20} MB; put large data where the "
+                                 f"container can download it")
+            files[member.relative_to(notebook_dir).as_posix()] = member.read_bytes()
+    return files
+
+
+def _python(source: str) -> str:
+    from .notebook import python_source
+
+    return python_source(source)
+
+
+def _failure_message(outcome: Mapping, fallback: str) -> str:
+    cell = outcome.get("failed_cell")
+    where = f"cell {cell + 1}" if isinstance(cell, int) else "a cell"
+    traceback = strip_ansi(outcome.get("traceback") or "").strip()
+    head = f"{where} raised {outcome.get('ename', 'an error')}: {outcome.get('evalue', '')}"
+    return f"{head}\n{traceback}" if traceback else head or fallback
+
+
+def run_notebook(engine: DockerEngine, image: str, nb: NotebookNode, *,
+                 name: str = "notebook.ipynb", files: Mapping[str, bytes] | None = None,
+                 collect: Iterable[str] = (), options: RunOptions = RunOptions(),
+                 on_event: ProgressCallback = ignore_progress,
+                 cancel: CancelToken | None = None) -> RunResult:
+    """Execute ``nb`` in a container of ``image`` and return the executed notebook.
+
+    ``files`` go into the work directory beside the notebook; ``collect`` names files (relative
+    to it) to bring back. Raises CellExecutionError (with the executed notebook), KernelDiedError,
+    RunTimeoutError, CancelledError or GPUUnavailableError; the container never outlives this.
+    """
+    started = time.monotonic()
+    command = ["python", RUNNER, name, f"{OUTPUT_DIR}/{name}"]
+    if options.timeout:
+        command += ["--cell-timeout", str(options.timeout)]
+    if options.parameters:
+        command += ["--params-json", json.dumps(dict(options.parameters))]
+    payload = {name: nbformat.writes(nb).encode(), **dict(files or {})}
+    labels = {MANAGED_LABEL: "true", "io.jupyter-mlbox.notebook": name}
+
+    gpus = options.gpus
+    while True:
+        on_event(ProgressEvent("starting", "phase", f"starting a container of {image}"
+                               + (f" with --gpus {gpus}" if gpus not in {"none", ""} else "")))
+        container = engine.create_container(
+            image, command, environment=options.env, labels=labels,
+            gpus=gpus, memory=options.memory, cpus=options.cpus,
+            network_mode=options.network_mode)
+        try:
+            engine.put_files(container, WORKDIR, payload)
+            try:
+                engine.start(container)
+            except GPUUnavailableError:
+                if gpus != "auto":
+                    raise
+                on_event(ProgressEvent("starting", "info",
+                                       "no GPU support on this Docker daemon: running on CPU"))
+                gpus = "none"
+                continue
+            if gpus == "auto":
+                on_event(ProgressEvent("starting", "info", "GPU support found: running with GPUs"))
+            on_event(ProgressEvent("running", "phase", f"executing {name}"))
+            outcome = engine.wait(
+                container, None if options.timeout is None else options.timeout + 60,
+                cancel, on_line=lambda line: on_event(ProgressEvent("running", "log", line)))
+            on_event(ProgressEvent("collecting", "phase", "copying the executed notebook out"))
+            data = engine.get_file(container, f"{WORKDIR}/{OUTPUT_DIR}/{name}")
+            collected = {}
+            for wanted in collect:
+                content = engine.get_file(container, f"{WORKDIR}/{wanted}")
+                if content is not None:
+                    collected[wanted] = content
+            logs = engine.logs(container)
+        finally:
+            engine.remove_container(container)
+        break
+
+    executed = nbformat.reads(data.decode(), as_version=4) if data else None
+    result = RunResult(executed, gpus not in {"none", "", "0"}, time.monotonic() - started,
+                       collected)
+    status = (executed.metadata.get("mlbox", {}) if executed is not None else {})
+    if outcome.timed_out or outcome.exit_code == EXIT_TIMEOUT:
+        raise RunTimeoutError(f"the run exceeded its timeout of {options.timeout:g} s; "
+                              f"the container was removed")
+    if outcome.oom_killed or (outcome.exit_code == EXIT_KERNEL_DIED and options.memory
+                              and "137" in str(status)):
+        raise KernelDiedError(f"the container ran out of memory (limit {options.memory}); "
+                              f"raise --memory", notebook=executed)
+    if outcome.exit_code == EXIT_KERNEL_DIED:
+        raise KernelDiedError(
+            "the kernel died while executing " + _failure_message(status, "a cell").split(
+                " raised ")[0] + (" (out of memory?)" if options.memory else "")
+            + f": {strip_ansi(status.get('evalue', ''))[:300]}", notebook=executed)
+    if outcome.exit_code == EXIT_CELL_ERROR:
+        raise CellExecutionError(_failure_message(status, "a cell failed"), notebook=executed,
+                                 ename=status.get("ename", ""), evalue=status.get("evalue", ""),
+                                 traceback=strip_ansi(status.get("traceback", "")))
+    if outcome.exit_code != EXIT_OK or executed is None:
+        raise MlboxError(f"the container exited with status {outcome.exit_code}"
+                         + (f" (killed: out of memory, limit {options.memory})"
+                            if outcome.exit_code == 137 else "")
+                         + f"; its last output:\n{logs.strip()[-2000:]}")
+    on_event(ProgressEvent("done", "phase",
+                           f"ran in {result.seconds:.1f} s on {'GPU' if result.gpu else 'CPU'}"))
+    return result
+
+
+def run_notebook_file(engine: DockerEngine, path: str | Path, *, output: str | Path | None = None,
+                      build_options: BuildOptions = BuildOptions(),
+                      options: RunOptions = RunOptions(),
+                      on_event: ProgressCallback = ignore_progress,
+                      cancel: CancelToken | None = None) -> RunResult:
+    """The whole job for a notebook file: infer, build (or reuse), run, write the result.
+
+    The executed notebook is written atomically to ``output`` (``<stem>.mlbox.ipynb`` by
+    default) also when a cell fails, so the traceback can be read in context; the input is never
+    touched.
+    """
+    path = Path(path)
+    output = Path(output) if output else default_output_path(path)
+    if output.resolve() == path.resolve():
+        raise MlboxError(f"the output {output} would overwrite the input notebook")
+    nb = read_notebook(path)
+    on_event(ProgressEvent("inferring", "phase", f"reading the imports of {path.name}"))
+    sources = code_cell_sources(nb)
+    plan = plan_image(sources, notebook_name=path.name, search_dir=path.parent,
+                      options=build_options)
+    for warning in plan.warnings:
+        on_event(ProgressEvent("inferring", "warning", warning))
+    build = build_image(engine, plan, rebuild=build_options.rebuild, on_event=on_event,
+                        cancel=cancel)
+    files = local_files_for(path.parent, sources, plan.inference.local_modules)
+    try:
+        result = run_notebook(engine, build.tag, nb, name=path.name, files=files,
+                              options=options, on_event=on_event, cancel=cancel)
+    except CellExecutionError as err:
+        if err.notebook is not None:
+            write_notebook_atomic(err.notebook, output)
+        raise
+    result.build = build
+    result.output_path = write_notebook_atomic(result.notebook, output)
+    return result
