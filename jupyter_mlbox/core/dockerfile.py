@@ -138,8 +138,7 @@ FROM {spec.base_image}
 ENV PATH="{VENV}/bin:$PATH" \\
     VIRTUAL_ENV="{VENV}" \\
     PYTHONUNBUFFERED=1 \\
-    NVIDIA_DRIVER_CAPABILITIES=compute,utility \\
-    MPLBACKEND=Agg
+    NVIDIA_DRIVER_CAPABILITIES=compute,utility
 RUN (getent passwd {UID} >/dev/null || useradd --create-home --uid {UID} --shell /bin/sh {USER}) \\
  && mkdir -p {WORKDIR} && chown {UID}:{UID} {WORKDIR}
 COPY --from=builder {VENV} {VENV}
