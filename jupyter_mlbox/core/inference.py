@@ -146,9 +146,19 @@ def _packages_distributions() -> dict[str, list[str]]:
     return metadata.packages_distributions()
 
 
+#: Import names pipreqs' table lacks (or gets wrong) that data-science notebooks use often.
+MAPPING_ADDITIONS = {
+    "cv2": "opencv-python",
+    "sklearn": "scikit-learn",
+    "skimage": "scikit-image",
+    "lightgbm": "lightgbm",
+    "dotenv": "python-dotenv",
+}
+
+
 @lru_cache(maxsize=1)
 def pipreqs_mapping() -> dict[str, str]:
-    """pipreqs' import name → PyPI name table (e.g. sklearn → scikit-learn)."""
+    """pipreqs' import name → PyPI name table (e.g. PIL → Pillow), plus MAPPING_ADDITIONS."""
     try:
         text = importlib.resources.files("pipreqs").joinpath("mapping").read_text("utf-8")
     except (ModuleNotFoundError, FileNotFoundError):  # pipreqs missing: degrade, don't crash
@@ -158,7 +168,7 @@ def pipreqs_mapping() -> dict[str, str]:
         if ":" in line:
             import_name, dist = line.strip().split(":", 1)
             mapping[import_name] = dist
-    return mapping
+    return {**mapping, **MAPPING_ADDITIONS}
 
 
 def _distribution_for(module: str, candidates: list[str]) -> str:
