@@ -36,7 +36,7 @@ def test_atomic_write_leaves_the_old_file_when_writing_fails(tmp_path):
     write_notebook_atomic(good, path)
     before = path.read_text()
     bad = new_notebook_from_cells(["2"])
-    bad.cells[0]["outputs"] = [{"output_type": "stream", "name": "stdout", "text": object()}]
+    bad.metadata["unserialisable"] = object()
     with pytest.raises(TypeError):  # not JSON-serialisable: the write fails midway
         write_notebook_atomic(bad, path)
     assert path.read_text() == before
