@@ -51,7 +51,8 @@ def build_parser() -> argparse.ArgumentParser:
                        help="use this requirements file instead of inferring from imports")
     image.add_argument("--exclude", metavar="NAME", action="append", default=[],
                        help="drop this distribution from the requirements (repeatable)")
-    image.add_argument("--rebuild", action="store_true", help="build even if the image exists")
+    image.add_argument("--rebuild", action="store_true", help="build again from scratch, ignoring the layer "
+                       "cache (unpinned requirements are resolved anew)")
     common.add_argument("-q", "--quiet", action="store_true", help="print only results and "
                         "warnings")
     common.add_argument("-v", "--verbose", action="store_true", help="also print build logs "

@@ -92,7 +92,11 @@ def plan_image(sources: Iterable[str], *, notebook_name: str, search_dir: Path |
 def build_image(engine: DockerEngine, plan: ImagePlan, *, rebuild: bool = False,
                 on_event: ProgressCallback = ignore_progress,
                 cancel: CancelToken | None = None) -> BuildResult:
-    """Build ``plan`` unless an image with its tag exists already (or ``rebuild``)."""
+    """Build ``plan`` unless an image with its tag exists already.
+
+    ``rebuild`` builds from scratch, ignoring the layer cache, so unpinned requirements are
+    resolved anew.
+    """
     started = time.monotonic()
     tag = plan.tag
     if not rebuild and engine.image_exists(tag):
@@ -108,7 +112,7 @@ def build_image(engine: DockerEngine, plan: ImagePlan, *, rebuild: bool = False,
         plan.context.tar_bytes(), tag,
         on_line=lambda line: on_event(ProgressEvent("building", "log", line)),
         on_step=lambda i, n, text: on_event(ProgressEvent("building", "step", text, i, n)),
-        cancel=cancel)
+        cancel=cancel, nocache=rebuild)
     size = engine.image_attrs(tag).get("Size", 0)
     on_event(ProgressEvent("building", "info", f"built {tag} ({size / 1e6:.0f} MB)"))
     return BuildResult(tag, True, size, time.monotonic() - started)

@@ -183,7 +183,8 @@ class DockerEngine:
             raise MlboxError(f"push of {ref} failed: {_explain(err)}") from err
 
     def build(self, context_tar: bytes, tag: str, *, on_line: Callable[[str], None],
-              on_step: Callable[[int, int, str], None], cancel: CancelToken | None = None) -> str:
+              on_step: Callable[[int, int, str], None], cancel: CancelToken | None = None,
+              nocache: bool = False) -> str:
         """Build with the classic builder; return the image id.
 
         The build runs in a worker thread on a client of its own, so that Stop/Ctrl-C can close
@@ -199,7 +200,7 @@ class DockerEngine:
             try:
                 for chunk in api.build(fileobj=io.BytesIO(context_tar), custom_context=True,
                                        tag=tag, rm=True, forcerm=True, pull=False,
-                                       decode=True):
+                                       nocache=nocache, decode=True):
                     if "error" in chunk:
                         state["error"] = chunk["error"].strip()
                         continue

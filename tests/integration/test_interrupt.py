@@ -1,0 +1,70 @@
+"""Ctrl-C in the middle of a build or a run: nothing left behind, nothing half-written."""
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from .helpers import make_notebook
+
+pytestmark = pytest.mark.docker
+
+
+def all_containers() -> set[str]:
+    out = subprocess.run(["docker", "ps", "-aq", "--no-trunc"], capture_output=True, text=True,
+                         check=True).stdout
+    return set(out.split())
+
+
+def interrupt_when(args, marker: str, timeout: float = 300) -> subprocess.CompletedProcess:
+    """Start ``jupyter mlbox ARGS``, send SIGINT once ``marker`` appears on stderr."""
+    process = subprocess.Popen([sys.executable, "-m", "jupyter_mlbox.cli", *args], stderr=subprocess.PIPE,
+                               stdout=subprocess.PIPE, text=True, env={**os.environ})
+    deadline = time.monotonic() + timeout
+    seen = []
+    while time.monotonic() < deadline:
+        line = process.stderr.readline()
+        if not line and process.poll() is not None:
+            break
+        seen.append(line)
+        if marker in line:
+            time.sleep(1.0)
+            process.send_signal(signal.SIGINT)
+            break
+    else:
+        process.kill()
+        pytest.fail(f"{marker!r} never appeared: {''.join(seen)[-2000:]}")
+    out, err = process.communicate(timeout=120)
+    return subprocess.CompletedProcess(process.args, process.returncode, out,
+                                       "".join(seen) + err)
+
+
+def test_ctrl_c_during_run_removes_the_container_and_writes_nothing(tmp_path, engine):
+    before = all_containers()
+    path = make_notebook(tmp_path, ["import numpy", "import time\nprint('sleeping')\n"
+                                    "time.sleep(300)"])
+    result = interrupt_when(["run", str(path)], "executing t.ipynb")
+    assert result.returncode == 130, result.stderr
+    assert "interrupted" in result.stderr and "Traceback" not in result.stderr
+    assert not (tmp_path / "t.mlbox.ipynb").exists()
+    assert list(tmp_path.iterdir()) == [path]  # no temp file either
+    time.sleep(1)
+    assert all_containers() - before == set()
+
+
+def test_ctrl_c_during_build_stops_it_and_leaves_no_container(tmp_path, engine):
+    before = all_containers()
+    path = make_notebook(tmp_path, ["import numpy"])
+    # --rebuild forces a real build; the marker is the slow dependency step.
+    result = interrupt_when(["build", str(path), "--rebuild", "--pip", "tqdm"], "uv pip install")
+    assert result.returncode == 130, result.stderr
+    assert "interrupted" in result.stderr
+    for _ in range(30):  # dockerd removes the build container once it notices the disconnect
+        if all_containers() - before == set():
+            break
+        time.sleep(1)
+    assert all_containers() - before == set()

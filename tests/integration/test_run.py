@@ -1,0 +1,136 @@
+"""The nbformat round trip against the real daemon: outputs, failures, limits, cleanup."""
+from __future__ import annotations
+
+import json
+
+import nbformat
+import pytest
+
+from jupyter_mlbox.core.build import BuildOptions, build_image, plan_image
+from jupyter_mlbox.core.run import RunOptions, run_notebook_file
+from jupyter_mlbox.errors import (CellExecutionError, KernelDiedError, RunTimeoutError)
+
+from .helpers import cli, make_notebook, outputs
+
+pytestmark = [pytest.mark.docker, pytest.mark.usefixtures("no_leftover_containers")]
+
+NUMPY_CELL = "import numpy as np\nprint('sum', int(np.arange(4).sum()))"
+
+
+def test_cli_run_writes_executed_notebook_next_to_input(tmp_path, engine):
+    path = make_notebook(tmp_path, [NUMPY_CELL, "import os\nos.getuid()"])
+    before = path.read_bytes()
+    result = cli("run", str(path))
+    assert result.returncode == 0, result.stderr
+    out = tmp_path / "t.mlbox.ipynb"
+    assert result.stdout.strip() == str(out)
+    nb = nbformat.read(out, as_version=4)
+    texts = [o.get("text", "") for o in outputs(nb)]
+    assert "sum 6\n" in texts
+    uid = [o["data"]["text/plain"] for o in outputs(nb) if o["output_type"] == "execute_result"]
+    assert uid == ["1000"]  # not root
+    assert path.read_bytes() == before  # the input is never touched
+
+
+def test_unchanged_notebook_builds_nothing_the_second_time(tmp_path, engine):
+    path = make_notebook(tmp_path, [NUMPY_CELL])
+    plan = plan_image([NUMPY_CELL], notebook_name=path.name, search_dir=tmp_path)
+    first = build_image(engine, plan)
+    second = build_image(engine, plan_image([NUMPY_CELL], notebook_name=path.name,
+                                            search_dir=tmp_path))
+    assert second.tag == first.tag and second.built is False
+    result = cli("build", str(path))
+    assert result.returncode == 0 and result.stdout.strip().splitlines()[-1] == first.tag
+    assert "reused" in result.stderr
+
+
+def test_cell_error_exits_non_zero_with_in_container_traceback(tmp_path, engine):
+    path = make_notebook(tmp_path, ["x = 1", "def f():\n    raise ValueError('boom from the container')\nf()",
+                                    "print('never')"])
+    result = cli("run", str(path), "-o", str(tmp_path / "out.ipynb"))
+    assert result.returncode == 1
+    assert "ValueError" in result.stderr and "boom from the container" in result.stderr
+    assert "cell 2" in result.stderr
+    nb = nbformat.read(tmp_path / "out.ipynb", as_version=4)
+    assert nb.metadata["mlbox"]["status"] == "error"
+    assert not nb.cells[2].outputs
+
+
+def test_kernel_death_is_reported_and_the_container_removed(tmp_path, engine):
+    path = make_notebook(tmp_path, ["import os\nos._exit(1)"])
+    with pytest.raises(KernelDiedError, match="kernel died"):
+        run_notebook_file(engine, path)
+    kept = nbformat.read(tmp_path / "t.mlbox.ipynb", as_version=4)  # kept to read in context
+    assert kept.metadata["mlbox"]["status"] == "kernel-died"
+
+
+def test_out_of_memory_is_reported(tmp_path, engine):
+    path = make_notebook(tmp_path, ["blocks = []\nfor _ in range(64):\n"
+                                    "    blocks.append(bytearray(16 * 2**20))"])
+    with pytest.raises(KernelDiedError, match="memory|died"):
+        run_notebook_file(engine, path, options=RunOptions(memory="96m"))
+
+
+def test_timeout_stops_and_removes_the_container(tmp_path, engine):
+    path = make_notebook(tmp_path, ["import time\ntime.sleep(120)"])
+    with pytest.raises(RunTimeoutError, match="timeout"):
+        run_notebook_file(engine, path, options=RunOptions(timeout=3))
+    assert not (tmp_path / "t.mlbox.ipynb").exists()
+
+
+def test_parameters_env_and_local_files_reach_the_container(tmp_path, engine):
+    (tmp_path / "helpers.py").write_text("def greet(name):\n    return f'hello {name}'\n")
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "numbers.csv").write_text("a\n1\n2\n")
+    path = make_notebook(tmp_path, [
+        "alpha = 1\nname = 'x'",
+        "import os, helpers\nprint(helpers.greet(name), alpha * 2, os.environ['MLBOX_TEST'])",
+        "print(open('data/numbers.csv').read().split())",
+    ], parameters_cell=0)
+    result = cli("run", str(path), "-p", "alpha=21", "-p", "name=world", "-e", "MLBOX_TEST=yes")
+    assert result.returncode == 0, result.stderr
+    nb = nbformat.read(tmp_path / "t.mlbox.ipynb", as_version=4)
+    assert nb.cells[1].metadata["tags"] == ["injected-parameters"]
+    texts = "".join(o.get("text", "") for o in outputs(nb))
+    assert "hello world 42 yes" in texts
+    assert "['a', '1', '2']" in texts
+
+
+def test_figure_comes_back_as_png(tmp_path, engine):
+    """The pandas + matplotlib example: a table and a PNG produced in the container."""
+    import shutil
+
+    from tests.conftest import EXAMPLES
+
+    shutil.copy(EXAMPLES / "pandas_matplotlib.ipynb", tmp_path)
+    result = cli("run", str(tmp_path / "pandas_matplotlib.ipynb"), "-p", "rows=50")
+    assert result.returncode == 0, result.stderr
+    nb = nbformat.read(tmp_path / "pandas_matplotlib.mlbox.ipynb", as_version=4)
+    kinds = {k for o in outputs(nb) for k in o.get("data", {})}
+    assert {"image/png", "text/html"} <= kinds
+    assert any("50 rows" in o.get("text", "") for o in outputs(nb))
+
+
+def test_malformed_notebook_is_a_clear_error(tmp_path):
+    bad = tmp_path / "bad.ipynb"
+    bad.write_text('{"cells": [')
+    result = cli("run", str(bad))
+    assert result.returncode == 3
+    assert "malformed" in result.stderr and "Traceback" not in result.stderr
+    assert not (tmp_path / "bad.mlbox.ipynb").exists()
+
+
+def test_unknown_package_fails_the_build_with_the_step_and_log(tmp_path, engine):
+    path = make_notebook(tmp_path, ["import numpy"])
+    result = cli("build", str(path), "--pip", "mlbox-no-such-package-zz==9.9.9")
+    assert result.returncode == 3
+    assert "failing step" in result.stderr and "uv pip install" in result.stderr
+    assert "mlbox-no-such-package-zz" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_dead_daemon_is_a_clear_error(tmp_path):
+    path = make_notebook(tmp_path, ["1"])
+    result = cli("run", str(path), env={"DOCKER_HOST": f"unix://{tmp_path}/no.sock"})
+    assert result.returncode == 3
+    assert "cannot reach a Docker daemon" in result.stderr and "Traceback" not in result.stderr
