@@ -1,0 +1,248 @@
+"""Renders progress events in a notebook: one compact ipywidgets view, or plain text lines.
+
+The core emits :class:`~jupyter_mlbox.core.events.ProgressEvent`; this module only renders them.
+Both renderers have the same interface (``handle(event)``, ``tick()``, ``finish(summary)``,
+``fail(message)``), so the magic does not care which one it got.
+
+Which one (:func:`widgets_can_render`), one rule: widgets when the kernel is an ipykernel
+(``ZMQInteractiveShell``) whose front end is a Jupyter server session — JupyterLab, Notebook and
+VS Code tell the kernel which notebook it belongs to (``JPY_SESSION_NAME`` / ``__session__`` /
+``__vsc_ipynb_file__``); those front ends have a widget manager. Anything else (terminal IPython,
+nbclient / nbconvert, papermill) gets plain text lines, because a widget there would be saved
+as an unreadable placeholder. ``MLBOX_PROGRESS=widgets|text`` overrides the rule.
+"""
+from __future__ import annotations
+
+import html
+import os
+import sys
+import time
+from typing import TextIO
+
+from .core.events import PHASES, CancelToken, ProgressEvent
+
+#: How many log lines the collapsible log keeps.
+LOG_LINES = 400
+
+
+def widgets_can_render(shell) -> bool:
+    """The rule in the module docstring."""
+    forced = os.environ.get("MLBOX_PROGRESS", "").strip().lower()
+    if forced in {"widgets", "widget"}:
+        return True
+    if forced in {"text", "plain"}:
+        return False
+    if shell is None or type(shell).__name__ != "ZMQInteractiveShell":
+        return False
+    try:
+        import ipywidgets  # noqa: F401
+    except ImportError:
+        return False
+    namespace = getattr(shell, "user_ns", {}) or {}
+    return bool(os.environ.get("JPY_SESSION_NAME") or namespace.get("__session__")
+                or namespace.get("__vsc_ipynb_file__"))
+
+
+def _elapsed(seconds: float) -> str:
+    if seconds < 60:
+        return f"{seconds:.1f} s"
+    return f"{int(seconds // 60)}:{int(seconds % 60):02d} min"
+
+
+class ProgressState:
+    """What any renderer shows: phase, step i/n, elapsed time, log tail, outcome."""
+
+    def __init__(self) -> None:
+        self.started = time.monotonic()
+        self.phase = "inferring"
+        self.message = ""
+        self.step: int | None = None
+        self.total: int | None = None
+        self.log: list[str] = []
+        self.warnings: list[str] = []
+        self.status = "working"  # working | done | failed | stopped
+        self.summary = ""
+
+    @property
+    def elapsed(self) -> float:
+        return time.monotonic() - self.started
+
+    def apply(self, event: ProgressEvent) -> None:
+        if event.phase in PHASES and event.kind == "phase":
+            self.phase = event.phase
+            self.message = event.message
+            if event.phase != "building":
+                self.step = self.total = None
+        elif event.kind == "step":
+            self.phase = event.phase
+            self.step, self.total = event.step, event.total
+            self.message = event.message
+        elif event.kind in {"info", "warning"}:
+            if event.phase in PHASES and event.phase != self.phase and event.kind == "info":
+                self.phase = event.phase
+            self.message = event.message
+            if event.kind == "warning":
+                self.warnings.append(event.message)
+        if event.kind in {"log", "info", "warning", "step"}:
+            prefix = {"warning": "warning: ", "step": f"step {event.step}/{event.total}: "}
+            self.log.append(prefix.get(event.kind, "") + event.message)
+            del self.log[:-LOG_LINES]
+
+
+class WidgetProgressView:
+    """One compact ipywidgets view of a build/run; collapses to one line when done.
+
+    ``phase`` (bold label) · progress bar (build step i/n) · step text · elapsed · Stop button,
+    and a collapsed "log" section below. Stop sets ``cancel``.
+    """
+
+    def __init__(self, cancel: CancelToken, *, title: str = "mlbox") -> None:
+        import ipywidgets as w
+
+        self.cancel = cancel
+        self.state = ProgressState()
+        self.title = title
+        self.phase_label = w.HTML(self._phase_html())
+        self.progress = w.IntProgress(value=0, min=0, max=1, bar_style="info",
+                                      layout=w.Layout(width="180px"))
+        self.detail = w.Label("", layout=w.Layout(width="auto", max_width="50%",
+                                                  overflow="hidden"))
+        self.elapsed = w.Label("0.0 s")
+        self.stop_button = w.Button(description="Stop", icon="stop", button_style="warning",
+                                    tooltip="cancel the build or stop and remove the container",
+                                    layout=w.Layout(width="80px"))
+        self.stop_button.on_click(self._on_stop)
+        self.log = w.Textarea(value="", disabled=True,
+                              layout=w.Layout(width="100%", height="180px"))
+        self.log_section = w.Accordion(children=[self.log], selected_index=None)
+        self.log_section.set_title(0, "log")
+        self.header = w.HBox([self.phase_label, self.progress, self.detail, self.elapsed,
+                              self.stop_button],
+                             layout=w.Layout(align_items="center", gap="8px"))
+        self.summary = w.HTML("")
+        self.widget = w.VBox([self.header, self.log_section])
+
+    # --- rendering -----------------------------------------------------------------------------
+
+    def _phase_html(self) -> str:
+        return f"<b>{html.escape(self.title)}</b> · {html.escape(self.state.phase)}"
+
+    def handle(self, event: ProgressEvent) -> None:
+        self.state.apply(event)
+        self.phase_label.value = self._phase_html()
+        if self.state.total:
+            self.progress.max = self.state.total
+            self.progress.value = self.state.step or 0
+            self.detail.value = f"step {self.state.step}/{self.state.total}: {self.state.message}"
+        else:
+            self.progress.max = len(PHASES) - 1
+            self.progress.value = PHASES.index(self.state.phase) \
+                if self.state.phase in PHASES else 0
+            self.detail.value = self.state.message
+        if event.kind in {"log", "info", "warning", "step"}:
+            self.log.value = "\n".join(self.state.log)
+        self.tick()
+
+    def tick(self) -> None:
+        self.elapsed.value = _elapsed(self.state.elapsed)
+
+    def _on_stop(self, _button=None) -> None:
+        self.cancel.cancel()
+        self.stop_button.disabled = True
+        self.stop_button.description = "Stopping"
+        self.detail.value = "stopping…"
+
+    def _collapse(self, text: str, colour: str, keep_log: bool) -> None:
+        self.summary.value = (f'<span style="color:{colour}">'
+                              f"<b>{html.escape(self.title)}</b> · {html.escape(text)}</span>")
+        self.stop_button.disabled = True
+        self.widget.children = [self.summary] + ([self.log_section] if keep_log else [])
+
+    def finish(self, summary: str) -> None:
+        self.state.status, self.state.summary, self.state.phase = "done", summary, "done"
+        self._collapse(summary, "inherit", keep_log=False)
+
+    def fail(self, message: str) -> None:
+        self.state.status, self.state.summary = "failed", message
+        self.progress.bar_style = "danger"
+        self._collapse(message, "var(--jp-error-color1, #d32f2f)", keep_log=True)
+
+    def stopped(self, message: str) -> None:
+        self.state.status, self.state.summary = "stopped", message
+        self._collapse(message, "var(--jp-warn-color1, #f57c00)", keep_log=True)
+
+    def show(self) -> None:
+        from IPython.display import display
+
+        display(self.widget)
+
+
+class TextProgressView:
+    """The same events as plain lines (terminal IPython, nbclient, nbconvert).
+
+    Phases, build steps, infos and warnings are printed; raw log lines only with ``verbose``.
+    Lines go to ``stream`` (stderr by default) so they never mix with the cell's own stdout.
+    """
+
+    def __init__(self, cancel: CancelToken, *, title: str = "mlbox", stream: TextIO | None = None,
+                 quiet: bool = False, verbose: bool = False) -> None:
+        self.cancel = cancel
+        self.title = title
+        self.stream = stream
+        self.quiet = quiet
+        self.verbose = verbose
+        self.state = ProgressState()
+
+    def _print(self, text: str) -> None:
+        stream = self.stream or sys.stderr
+        stream.write(f"[{self.title} {self.state.elapsed:6.1f}s] {text}\n")
+        stream.flush()
+
+    def handle(self, event: ProgressEvent) -> None:
+        self.state.apply(event)
+        if event.kind == "warning":
+            self._print(f"warning: {event.message}")
+            return
+        if self.quiet or (event.kind == "log" and not self.verbose):
+            return
+        if event.kind == "phase" and event.phase == "done":
+            return  # finish() prints the summary
+        if event.kind == "log":
+            self._print(f"  {event.message}")
+        elif event.kind == "step":
+            self._print(f"{event.phase} step {event.step}/{event.total}: {event.message}")
+        else:
+            self._print(f"{event.phase}: {event.message}".rstrip(": "))
+
+    def tick(self) -> None:
+        pass
+
+    def show(self) -> None:
+        pass
+
+    def finish(self, summary: str) -> None:
+        self.state.status, self.state.summary, self.state.phase = "done", summary, "done"
+        if not self.quiet:
+            self._print(summary)
+
+    def fail(self, message: str) -> None:
+        self.state.status, self.state.summary = "failed", message
+        if not self.quiet:
+            tail = self.state.log[-15:]
+            if tail and not self.verbose:
+                self._print("last log lines:\n    " + "\n    ".join(tail))
+
+    def stopped(self, message: str) -> None:
+        self.state.status, self.state.summary = "stopped", message
+        self._print(message)
+
+
+def progress_view(shell, cancel: CancelToken, *, title: str = "mlbox", quiet: bool = False):
+    """The renderer for this kernel: widgets where they render (and not ``quiet``), text
+    otherwise."""
+    if not quiet and widgets_can_render(shell):
+        try:
+            return WidgetProgressView(cancel, title=title)
+        except Exception:  # noqa: BLE001 - a broken widget install must not break the cell
+            pass
+    return TextProgressView(cancel, title=title, quiet=quiet)
