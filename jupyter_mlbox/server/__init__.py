@@ -1,0 +1,1 @@
+"""The jupyter_server extension: a REST API over the core, under ``/mlbox/api/``."""

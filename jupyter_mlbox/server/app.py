@@ -1,0 +1,73 @@
+"""``MlboxApp``: the jupyter_server extension behind the MLBox panel."""
+from __future__ import annotations
+
+import threading
+import time
+
+from jupyter_server.extension.application import ExtensionApp
+from traitlets import Float, Instance, Type, Unicode
+
+from .jobs import JobManager
+
+
+class MlboxApp(ExtensionApp):
+    """REST API under ``/mlbox/api/``: requirements, Dockerfiles, builds, runs, exports, images."""
+
+    name = "jupyter_mlbox"
+    load_other_extensions = True
+
+    job_manager_class = Type(
+        default_value=JobManager, klass=JobManager, config=True,
+        help="The class that runs builds, runs and exports (a JobManager subclass).")
+    docker_host = Unicode(
+        None, allow_none=True, config=True,
+        help="The Docker daemon to use, as DOCKER_HOST would name it (unix:///…, tcp://…, "
+             "ssh://…). Default: DOCKER_HOST, else the local socket.")
+    base_image = Unicode(
+        None, allow_none=True, config=True,
+        help="Base image of built images. Default: python:<the server's major.minor>-slim.")
+    gpu_probe_seconds = Float(
+        300.0, config=True,
+        help="How long GET /mlbox/api/status may reuse its last GPU probe (a probe starts a "
+             "short-lived container).")
+
+    job_manager = Instance(JobManager, allow_none=True)
+
+    def initialize_settings(self) -> None:
+        self.job_manager = self.job_manager_class(parent=self, log=self.log)
+        self._gpu_cache: dict[str, tuple[float, bool]] = {}
+        self._gpu_lock = threading.Lock()
+        self.settings["mlbox"] = self
+
+    def initialize_handlers(self) -> None:
+        from .handlers import default_handlers
+
+        self.handlers.extend(default_handlers)
+
+    async def stop_extension(self) -> None:
+        if self.job_manager is not None:
+            self.job_manager.shutdown()
+
+    # --- what the handlers ask for (called in worker threads) ---------------------------------
+
+    def engine(self):
+        """A connection to the configured daemon (DaemonUnavailableError when none answers)."""
+        from ..core.engine import DockerEngine
+
+        return DockerEngine.connect(base_url=self.docker_host or None)
+
+    def effective_base_image(self) -> str:
+        from ..core.dockerfile import default_base_image
+
+        return self.base_image or default_base_image()
+
+    def gpu_support(self, engine) -> bool:
+        """The GPU probe, cached for ``gpu_probe_seconds`` per daemon."""
+        with self._gpu_lock:
+            cached = self._gpu_cache.get(engine.host)
+            if cached and time.monotonic() - cached[0] < self.gpu_probe_seconds:
+                return cached[1]
+        value = engine.gpu_support(self.effective_base_image())
+        with self._gpu_lock:
+            self._gpu_cache[engine.host] = (time.monotonic(), value)
+        return value
