@@ -378,6 +378,7 @@ class MlboxMagics(Magics):
         self.defaults = ""
         self._engine = None
         self.last_view = None
+        self._warned: set[str] = set()
         if shell is not None:
             _install_async_transformer(shell)
 
@@ -423,6 +424,12 @@ class MlboxMagics(Magics):
         self.last_view = view
         view.show()
         return view
+
+    def _new_warnings(self, warnings) -> list[str]:
+        """Each warning once per kernel: the same machine-wide warning on every cell is noise."""
+        fresh = [w for w in warnings if w not in self._warned]
+        self._warned.update(fresh)
+        return fresh
 
     def _sweep(self, container_notebook: str) -> None:
         """Remove a container of this job that an interrupt may have caught half-created."""
@@ -521,7 +528,7 @@ class MlboxMagics(Magics):
             plan = plan_image(request.context.sources,
                               notebook_name=request.context.notebook_name,
                               search_dir=request.context.search_dir, options=build_options)
-            for warning in plan.warnings:
+            for warning in self._new_warnings(plan.warnings):
                 emit(ProgressEvent("inferring", "warning", warning))
             if request.args.with_setup:
                 taken = ", ".join(label for label, _ in request.setup) or "none"
