@@ -1,0 +1,116 @@
+import { URLExt } from '@jupyterlab/coreutils';
+import { ServerConnection } from '@jupyterlab/services';
+
+/** An error answered by the MLBox REST API, with its status code and message. */
+export class MlboxApiError extends Error {
+  constructor(
+    readonly status: number,
+    message: string,
+    readonly errorType: string = ''
+  ) {
+    super(message);
+  }
+}
+
+/**
+ * Call the server extension under `/mlbox/api/`. ServerConnection adds the token and the XSRF
+ * header, like every other JupyterLab request.
+ */
+export async function requestAPI<T>(
+  endPoint: string,
+  init: RequestInit = {}
+): Promise<T> {
+  const settings = ServerConnection.makeSettings();
+  const url = URLExt.join(settings.baseUrl, 'mlbox', 'api', endPoint);
+  let response: Response;
+  try {
+    response = await ServerConnection.makeRequest(url, init, settings);
+  } catch (error) {
+    throw new MlboxApiError(0, `the Jupyter server did not answer: ${error}`);
+  }
+  const text = await response.text();
+  let data: any = null;
+  if (text) {
+    try {
+      data = JSON.parse(text);
+    } catch {
+      data = { message: text };
+    }
+  }
+  if (!response.ok) {
+    throw new MlboxApiError(
+      response.status,
+      (data && data.message) || response.statusText,
+      (data && data.error) || ''
+    );
+  }
+  return data as T;
+}
+
+export interface IRequirement {
+  requirement: string;
+  origin: string;
+  imports: string[];
+}
+
+export interface IRequirementsReply {
+  path: string;
+  requirements: IRequirement[];
+  warnings: string[];
+  local_modules: string[];
+  image: { tag: string; exists: boolean | null; detail: string };
+}
+
+export interface IJob {
+  id: string;
+  kind: 'build' | 'run' | 'export';
+  path: string;
+  label: string;
+  status: 'queued' | 'running' | 'done' | 'failed' | 'cancelled';
+  phase: string;
+  message: string;
+  step: number | null;
+  total: number | null;
+  progress: number;
+  warnings: string[];
+  created: number;
+  started: number | null;
+  finished: number | null;
+  elapsed: number;
+  result: { [key: string]: any } | null;
+  error: string | null;
+  error_type: string | null;
+  log?: string[];
+}
+
+export interface IImage {
+  tag: string;
+  id: string;
+  size: number;
+  created: string;
+  notebook: string;
+  kind: string;
+  requirements: string[];
+}
+
+export interface IStatus {
+  daemon: {
+    ok: boolean;
+    host: string;
+    local?: boolean;
+    version?: string;
+    detail: string;
+  };
+  base_image: { name: string; present: boolean | null };
+  gpu: boolean | null;
+  gpu_detail?: string;
+}
+
+export const FINAL_STATUSES = new Set(['done', 'failed', 'cancelled']);
+
+export function post<T>(endPoint: string, body: unknown): Promise<T> {
+  return requestAPI<T>(endPoint, {
+    method: 'POST',
+    body: JSON.stringify(body)
+  });
+}
