@@ -17,6 +17,7 @@ import ast
 import asyncio
 import os
 import queue
+import shlex
 import sys
 import threading
 import time
@@ -27,7 +28,7 @@ from typing import Callable
 
 from IPython.core.error import UsageError
 from IPython.core.magic import Magics, cell_magic, line_magic, magics_class
-from IPython.core.magic_arguments import argument, magic_arguments, parse_argstring
+from IPython.core.magic_arguments import argument, magic_arguments
 
 from .core.events import CancelToken, ProgressEvent
 from .errors import CancelledError, CellExecutionError, MlboxError, SerializationError
@@ -393,7 +394,9 @@ class MlboxMagics(Magics):
 
     def _parse(self, func, line: str) -> argparse.Namespace:
         try:
-            return parse_argstring(func, f"{self.defaults} {line}".strip())
+            # shell quoting, as in the CLI: --pip 'xgboost>=2' (IPython's own split keeps quotes)
+            argv = shlex.split(f"{self.defaults} {line}".strip(), posix=True)
+            return func.parser.parse_args(argv)
         except SystemExit:  # -h prints the help and "exits"
             raise UsageError(f"see %{'%' if func is self.mlbox_cell else ''}mlbox?") from None
         except ValueError as err:  # unbalanced quotes in the argument string
@@ -658,7 +661,7 @@ class MlboxMagics(Magics):
             for forbidden in _NOT_CONFIGURABLE:
                 if forbidden in rest.split():
                     raise UsageError(f"{forbidden} is per cell; it cannot be a default")
-            parse_argstring(self.mlbox_cell, f"{self.defaults} {rest}".strip())  # validate
+            self._parse(self.mlbox_cell, rest)  # validate
             self.defaults = f"{self.defaults} {rest}".strip()
         print(f"%mlbox defaults: {self.defaults or '(none)'}")
         return None

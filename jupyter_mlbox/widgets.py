@@ -118,7 +118,7 @@ class WidgetProgressView:
         self.log_section.set_title(0, "log")
         self.header = w.HBox([self.phase_label, self.progress, self.detail, self.elapsed,
                               self.stop_button],
-                             layout=w.Layout(align_items="center", gap="8px"))
+                             layout=w.Layout(align_items="center"))
         self.summary = w.HTML("")
         self.widget = w.VBox([self.header, self.log_section])
 

@@ -1,0 +1,129 @@
+"""Argument parsing, help, --with-setup cell selection and --in/--out serialization: a real
+IPython shell, no daemon."""
+from __future__ import annotations
+
+import threading
+
+import pytest
+from IPython.core.error import UsageError
+from IPython.core.interactiveshell import InteractiveShell
+
+from jupyter_mlbox.errors import SerializationError
+from jupyter_mlbox.magics import MlboxMagics, is_setup_cell
+from jupyter_mlbox.variables import (dumper_cell_source, loader_cell_source, pack_variables,
+                                     split_names, unpack_variables)
+
+
+@pytest.fixture(scope="module")
+def ip():
+    shell = InteractiveShell.instance()
+    shell.run_line_magic("load_ext", "jupyter_mlbox")
+    return shell
+
+
+@pytest.mark.parametrize("line, message", [
+    ("--gpus bogus", "argument --gpus: expected all, none, auto"),
+    ("--timeout -3", "argument --timeout: must be > 0"),
+    ("--cpus lots", "argument --cpus: expected a number"),
+    ("-e NOVALUE", "expected NAME=VALUE"),
+    ("--nope", "unrecognized arguments: --nope"),
+    ("--in 1df", "'1df' is not a variable name"),
+    ("--pip 'unbalanced", "No closing quotation"),
+    ("-r /does/not/exist.txt", "no such file"),
+])
+def test_bad_arguments_raise_usage_error(ip, line, message):
+    with pytest.raises(UsageError, match=message.replace("(", r"\(")):
+        request = ip.find_cell_magic("mlbox").__self__.prepare_cell(line, "x = 1")
+        MlboxMagics.build_options(request.args)
+
+
+def test_bad_line_command_is_a_usage_error(ip):
+    with pytest.raises(UsageError, match="invalid choice: 'frobnicate'"):
+        ip.run_line_magic("mlbox", "frobnicate")
+    with pytest.raises(UsageError, match="empty"):
+        ip.run_cell_magic("mlbox", "", "   \n")
+    with pytest.raises(UsageError, match="per cell"):
+        ip.run_line_magic("mlbox", "config --in df")
+
+
+def test_help_is_real(ip):
+    cell_help = ip.find_cell_magic("mlbox").__doc__
+    for option in ("--gpus", "--base", "--pip", "--requirements", "--exclude", "--timeout",
+                   "--memory", "--cpus", "--env", "--rebuild", "--quiet", "--in", "--out",
+                   "--with-setup"):
+        assert option in cell_help, option
+    assert cell_help.lstrip().startswith("::\n\n  %mlbox") or "%mlbox [" in cell_help
+    line_help = ip.find_line_magic("mlbox").__doc__
+    assert "status" in line_help and "requirements" in line_help and "config" in line_help
+
+
+def test_config_sets_defaults_for_later_calls(ip, capsys):
+    magics = ip.find_cell_magic("mlbox").__self__
+    try:
+        ip.run_line_magic("mlbox", "config --gpus auto --memory 2g --pip 'six>=1'")
+        assert "--gpus auto" in capsys.readouterr().out
+        request = magics.prepare_cell("--memory 3g", "x = 1")
+        assert request.args.gpus == "auto" and request.args.memory == "3g"
+        assert request.args.pip == ["six>=1"]
+        assert MlboxMagics.run_options(request.args).gpus == "auto"
+    finally:
+        ip.run_line_magic("mlbox", "config --reset")
+    assert magics.defaults == ""
+
+
+def test_in_names_must_exist_and_be_picklable(ip):
+    magics = ip.find_cell_magic("mlbox").__self__
+    ip.user_ns["lock"] = threading.Lock()
+    ip.user_ns["fine"] = {"a": 1}
+    with pytest.raises(SerializationError, match="no variable 'ghost'"):
+        magics.prepare_cell("--in fine,ghost", "x = 1")
+    with pytest.raises(SerializationError, match="--in lock: a _thread.lock cannot be sent"):
+        magics.prepare_cell("--in fine --in lock", "x = 1")
+
+
+def test_setup_cells_are_the_ones_that_only_import_or_define():
+    assert is_setup_cell("import numpy as np\nfrom os import path")
+    assert is_setup_cell("SEED = 42\nFEATURES = ['a', 'b']\nRATE = 1e-3 * 2")
+    assert is_setup_cell("def f(x):\n    return x\n\nclass A:\n    pass")
+    assert is_setup_cell("'''doc'''\ntry:\n    import torch\nexcept ImportError:\n    torch = None")
+    assert not is_setup_cell("df = pd.read_csv('x.csv')")
+    assert not is_setup_cell("print('side effect')")
+    assert not is_setup_cell("%matplotlib inline")
+    assert not is_setup_cell("x = [i for i in range(3)]")
+    assert not is_setup_cell("a.b = 1")
+    assert not is_setup_cell("")
+    assert not is_setup_cell("def broken(:")
+
+
+def test_variables_round_trip_locally_through_the_generated_cells(tmp_path, monkeypatch):
+    """The loader and dumper cells are plain Python: run them here, in a fresh namespace."""
+    monkeypatch.chdir(tmp_path)
+    import pandas as pd
+
+    class Local:  # defined in a test: cloudpickle sends it by value
+        def __init__(self, v):
+            self.v = v
+
+    (tmp_path / ".mlbox-in.pkl").write_bytes(
+        pack_variables({"df": pd.DataFrame({"a": [1, 2]}), "obj": Local(5)}, ["df", "obj"]))
+    namespace: dict = {}
+    exec(loader_cell_source(["df", "obj"]), namespace)
+    assert namespace["df"].a.sum() == 3 and namespace["obj"].v == 5
+    namespace["result"] = namespace["df"].a * 10
+    exec(dumper_cell_source(["result"]), namespace)
+    values = unpack_variables((tmp_path / ".mlbox-out.pkl").read_bytes())
+    assert list(values["result"]) == [10, 20]
+
+    namespace["gen"] = (i for i in range(3))
+    exec(dumper_cell_source(["gen", "nothere"]), namespace)
+    with pytest.raises(SerializationError) as err:
+        unpack_variables((tmp_path / ".mlbox-out.pkl").read_bytes())
+    assert "gen: generator cannot be pickled" in str(err.value)
+    assert "nothere: the cell did not define it" in str(err.value)
+
+
+def test_python_minor_mismatch_is_refused_clearly():
+    data = pack_variables({"x": 1}, ["x"]).replace(b" 3.", b" 2.", 1)
+    with pytest.raises(SerializationError, match=r"pickled by Python 2\.\d+ but this kernel runs"):
+        unpack_variables(data)
+    assert split_names(["a,b", "b", " c "]) == ["a", "b", "c"]

@@ -1,0 +1,67 @@
+"""Interrupting the kernel (■ / Ctrl-C) during a %%mlbox build or run: the work is cancelled,
+no container is left, and the kernel stays usable."""
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from .helpers import COMMON_IMPORTS, LiveKernel, error_of, text_of
+
+pytestmark = [pytest.mark.docker, pytest.mark.usefixtures("no_leftover_cell_containers")]
+
+
+@pytest.fixture
+def kernel(tmp_path):
+    live = LiveKernel(tmp_path)
+    try:
+        assert error_of(live.run("%load_ext jupyter_mlbox")) is None
+        assert error_of(live.run(COMMON_IMPORTS)) is None
+        yield live
+    finally:
+        live.close()
+
+
+def _interrupt_when(kernel: LiveKernel, code: str, marker: str, delay: float) -> tuple[list, float]:
+    """Run ``code``; once ``marker`` shows in its stderr wait ``delay`` s and interrupt.
+    Returns every message of the cell and how long the cell took to end after the interrupt."""
+    msg_id = kernel.submit(code)
+    messages, interrupted_at = [], None
+    for msg in kernel.messages(msg_id, timeout=600):
+        messages.append(msg)
+        if interrupted_at is None and marker in text_of(messages, "stderr"):
+            time.sleep(delay)
+            kernel.interrupt()
+            interrupted_at = time.monotonic()
+    assert interrupted_at is not None, text_of(messages, "stderr")
+    return messages, time.monotonic() - interrupted_at
+
+
+def _assert_kernel_usable(kernel: LiveKernel) -> None:
+    messages = kernel.run("print(40 + 2)", timeout=60)
+    assert error_of(messages) is None and text_of(messages) == "42\n"
+
+
+def test_interrupt_during_build_stops_it(kernel, engine, shared_image):
+    # --rebuild with an extra requirement: a real, slow build (uv installs everything again)
+    code = "%%mlbox --rebuild --pip 'six>=1.16'\nprint('never runs')"
+    messages, took = _interrupt_when(kernel, code, "building step 6/", delay=1.0)
+    error = error_of(messages)
+    assert error is not None and error["ename"] == "KeyboardInterrupt"
+    assert "never runs" not in text_of(messages)
+    assert took < 60, f"the build took {took:.0f} s to stop"
+    assert "interrupted" in text_of(messages, "stderr")
+    _assert_kernel_usable(kernel)
+
+
+def test_interrupt_during_run_removes_the_container(kernel, engine, shared_image):
+    code = "%%mlbox\nimport time\nprint('started', flush=True)\ntime.sleep(120)\nprint('not reached')"
+    messages, took = _interrupt_when(kernel, code, "running: executing", delay=2.0)
+    error = error_of(messages)
+    assert error is not None and error["ename"] == "KeyboardInterrupt"
+    assert took < 30, f"the run took {took:.0f} s to stop"
+    assert "not reached" not in text_of(messages)
+    _assert_kernel_usable(kernel)
+    # the next %%mlbox cell works as usual
+    messages = kernel.run("%%mlbox --quiet\nprint('after', 1 + 1)")
+    assert error_of(messages) is None and text_of(messages) == "after 2\n"
