@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 
+import nbformat
 import pytest
 
 from .helpers import COMMON_IMPORTS, LiveKernel, error_of, text_of
@@ -65,3 +66,42 @@ def test_interrupt_during_run_removes_the_container(kernel, engine, shared_image
     # the next %%mlbox cell works as usual
     messages = kernel.run("%%mlbox --quiet\nprint('after', 1 + 1)")
     assert error_of(messages) is None and text_of(messages) == "after 2\n"
+
+
+def test_stop_button_stops_the_run_while_the_cell_is_running(tmp_path, engine, shared_image):
+    """The Stop button, clicked the way a front end does it (a comm message to the button's
+    model on the shell channel) while the cell runs: the kernel handles it mid-cell, the
+    container is removed and the cell ends with a short 'cancelled' error."""
+    session = tmp_path / "magics-stop.ipynb"
+    saved = nbformat.v4.new_notebook()
+    saved.cells = [nbformat.v4.new_code_cell(COMMON_IMPORTS)]
+    nbformat.write(saved, session)
+    live = LiveKernel(tmp_path, JPY_SESSION_NAME=str(session))
+    try:
+        assert error_of(live.run("%load_ext jupyter_mlbox")) is None
+        msg_id = live.submit("%%mlbox\nimport time\ntime.sleep(120)\nprint('not reached')")
+        messages, buttons, clicked_at = [], {}, None
+        for msg in live.messages(msg_id, timeout=600):
+            messages.append(msg)
+            if msg["msg_type"] == "comm_open":
+                state = msg["content"]["data"].get("state", {})
+                if state.get("_model_name") == "ButtonModel":
+                    buttons[state.get("description")] = msg["content"]["comm_id"]
+            if msg["msg_type"] == "comm_msg" and clicked_at is None:
+                state = msg["content"]["data"].get("state", {})
+                if "running" in str(state.get("value", "")) and "Stop" in buttons:
+                    time.sleep(1.5)
+                    click = live.client.session.msg("comm_msg", {
+                        "comm_id": buttons["Stop"],
+                        "data": {"method": "custom", "content": {"event": "click"}}})
+                    live.client.shell_channel.send(click)
+                    clicked_at = time.monotonic()
+        assert clicked_at is not None, "the view never showed the running phase"
+        took = time.monotonic() - clicked_at
+        error = error_of(messages)
+        assert error is not None and error["ename"] == "CancelledError", error
+        assert took < 30, f"the run took {took:.0f} s to stop"
+        assert "not reached" not in text_of(messages)
+        assert error_of(live.run("x = 1")) is None  # still usable
+    finally:
+        live.close()
