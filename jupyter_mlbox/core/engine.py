@@ -24,6 +24,7 @@ from ..errors import (BuildError, CancelledError, DaemonUnavailableError, GPUUna
 from .events import CancelToken
 
 _STEP = re.compile(r"^Step (\d+)/(\d+) : (.*)")
+_RUNNING_IN = re.compile(r"^\s*---> Running in ([0-9a-f]{12,64})")
 _NO_GPU_DRIVER = "could not select device driver"
 
 GPU_HELP = ("GPUs were requested but this Docker daemon has no NVIDIA support: install the "
@@ -211,6 +212,9 @@ class DockerEngine:
                         if not line.strip():
                             continue
                         log.append(line)
+                        running = _RUNNING_IN.match(line)
+                        if running:
+                            state["container"] = running.group(1)
                         match = _STEP.match(line)
                         if match:
                             state["step"] = line
@@ -229,8 +233,9 @@ class DockerEngine:
                 if cancel is not None and cancel.cancelled:
                     raise CancelledError("build cancelled")
         except BaseException:
-            api.close()  # dockerd aborts a classic build whose client went away
+            api.close()  # dockerd aborts a classic build whose client went away …
             worker.join(timeout=10)
+            self._remove_build_container(state.get("container"))  # … but keeps its container
             raise
         finally:
             api.close()
@@ -242,6 +247,17 @@ class DockerEngine:
             raise BuildError(f"build of {tag} failed: {state['error']}", step=state["step"],
                              log="\n".join(log))
         return state["image"] or self.image_attrs(tag)["Id"]
+
+    def _remove_build_container(self, container_id: str | None) -> None:
+        """Remove the intermediate container of an aborted classic build (dockerd leaves it)."""
+        if not container_id:
+            return
+        try:
+            self._client.containers.get(container_id).remove(force=True)
+        except docker.errors.NotFound:
+            pass
+        except docker.errors.APIError:
+            pass  # best effort: the build is being aborted anyway
 
     # --- containers ----------------------------------------------------------------------------
 
