@@ -173,8 +173,7 @@ def run_notebook(engine: DockerEngine, image: str, nb: NotebookNode, *,
     if outcome.timed_out or outcome.exit_code == EXIT_TIMEOUT:
         raise RunTimeoutError(f"the run exceeded its timeout of {options.timeout:g} s; "
                               f"the container was removed")
-    if outcome.oom_killed or (outcome.exit_code == EXIT_KERNEL_DIED and options.memory
-                              and "137" in str(status)):
+    if outcome.oom_killed:
         raise KernelDiedError(f"the container ran out of memory (limit {options.memory}); "
                               f"raise --memory", notebook=executed)
     if outcome.exit_code == EXIT_KERNEL_DIED:
