@@ -40,11 +40,15 @@ def _positive(text: str) -> float:
     return value
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(defaults=None) -> argparse.ArgumentParser:
+    """The parser; ``defaults`` (an MlboxDefaults) supplies what flags leave unsaid."""
+    from .config import MlboxDefaults
+
+    defaults = defaults or MlboxDefaults()
     common = argparse.ArgumentParser(add_help=False)
     image = common.add_argument_group("image options")
-    image.add_argument("--base", metavar="IMAGE", help="base image (default: python:<this "
-                       "kernel's major.minor>-slim)")
+    image.add_argument("--base", metavar="IMAGE", default=defaults.base_image,
+                       help="base image (default: python:<this kernel's major.minor>-slim)")
     image.add_argument("--pip", metavar="PKG", action="append", default=[],
                        help="extra requirement, e.g. --pip 'xgboost>=2' (repeatable)")
     image.add_argument("-r", "--requirements", metavar="FILE", type=Path,
@@ -77,13 +81,14 @@ def build_parser() -> argparse.ArgumentParser:
                            "notebook")
     run.add_argument("-o", "--output", type=Path,
                      help="where to write the executed notebook (default: <stem>.mlbox.ipynb)")
-    run.add_argument("--gpus", type=_gpus, default="none",
+    run.add_argument("--gpus", type=_gpus, default=defaults.gpus,
                      help="all | none | auto | N | device=ID (default: none); auto uses GPUs "
                           "when the daemon has NVIDIA support")
-    run.add_argument("--timeout", type=_positive, metavar="S",
+    run.add_argument("--timeout", type=_positive, metavar="S", default=defaults.timeout,
                      help="seconds, for the whole run and for each cell")
-    run.add_argument("--memory", metavar="SIZE", help="memory limit, e.g. 4g")
-    run.add_argument("--cpus", type=_positive, help="CPU limit, e.g. 2")
+    run.add_argument("--memory", metavar="SIZE", default=defaults.memory,
+                     help="memory limit, e.g. 4g")
+    run.add_argument("--cpus", type=_positive, default=defaults.cpus, help="CPU limit, e.g. 2")
     run.add_argument("-e", "--env", type=_key_value, action="append", default=[],
                      metavar="K=V", help="environment variable in the container (repeatable)")
     run.add_argument("-p", "--parameter", type=_key_value, action="append", default=[],
@@ -104,8 +109,9 @@ def build_parser() -> argparse.ArgumentParser:
 def _build_options(args):
     from .core.build import BuildOptions
 
-    return BuildOptions(base_image=args.base, pip=tuple(args.pip),
-                        requirements_file=args.requirements, exclude=tuple(args.exclude),
+    return BuildOptions(base_image=args.base, pip=tuple(args.defaults.pip) + tuple(args.pip),
+                        requirements_file=args.requirements,
+                        exclude=tuple(args.defaults.exclude) + tuple(args.exclude),
                         rebuild=args.rebuild)
 
 
@@ -218,8 +224,11 @@ COMMANDS = {"requirements": cmd_requirements, "dockerfile": cmd_dockerfile, "bui
 def main(argv: Sequence[str] | None = None) -> int:
     from .progress import TerminalProgress
 
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    from .config import load_defaults
+
+    defaults = load_defaults()
+    args = build_parser(defaults).parse_args(argv)
+    args.defaults = defaults
     progress = TerminalProgress(quiet=getattr(args, "quiet", False),
                                 verbose=getattr(args, "verbose", False))
     try:
