@@ -152,6 +152,11 @@ def _is_mlbox_cell(source: str) -> bool:
     return source.lstrip().startswith("%%mlbox")
 
 
+def _is_this_cell(source: str, body: str) -> bool:
+    """Whether notebook/history cell ``source`` is the ``%%mlbox`` cell whose body is ``body``."""
+    return _is_mlbox_cell(source) and source.lstrip().partition("\n")[2].strip() == body.strip()
+
+
 @dataclass
 class KernelContext:
     """Where a cell's dependencies come from: the kernel's notebook file, or its history."""
@@ -187,23 +192,23 @@ def kernel_context(shell, cell: str | None = None) -> KernelContext:
 
     path = kernel_notebook(shell)
     current = (cell or "").strip()
-    history = [source for source in getattr(getattr(shell, "history_manager", None),
-                                            "input_hist_raw", [])[1:] if source.strip()]
+    raw = list(getattr(getattr(shell, "history_manager", None), "input_hist_raw", []))
+    numbered = [(f"In[{n}]", source) for n, source in enumerate(raw) if n and source.strip()]
+    if numbered and current and _is_this_cell(numbered[-1][1], current):
+        numbered = numbered[:-1]  # IPython stores the running cell before it runs
+    from_history = list(numbered)
     if path is not None:
         cells = code_cell_sources(read_notebook(path))
         sources = cells + ([cell] if cell else [])
         before = [(f"cell {i + 1}", s) for i, s in enumerate(cells)]
-        positions = [i for i, s in enumerate(cells) if current and current in s]
+        positions = [i for i, s in enumerate(cells) if current and _is_this_cell(s, current)]
         if positions:
             earlier = before[:positions[0]]
         else:
-            earlier = [(f"In[{i + 1}]", s) for i, s in enumerate(history)
-                       if not (current and current in s)]
+            earlier = from_history
         return KernelContext(sources, earlier, path.name, path.parent, path)
-    sources = history + ([cell] if cell else [])
-    earlier = [(f"In[{i + 1}]", s) for i, s in enumerate(history)
-               if not (current and current in s)]
-    return KernelContext(sources, earlier, KERNEL_NOTEBOOK_NAME, Path.cwd())
+    sources = [source for _, source in numbered] + ([cell] if cell else [])
+    return KernelContext(sources, from_history, KERNEL_NOTEBOOK_NAME, Path.cwd())
 
 
 # --- showing what came back ------------------------------------------------------------------------
