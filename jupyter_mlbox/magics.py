@@ -351,6 +351,29 @@ class Job:
 # --- the magics ------------------------------------------------------------------------------------
 
 @dataclass
+class PendingJob:
+    """A line command's job, run blocking or on the kernel's loop, then ``done`` or ``failed``."""
+
+    job: Job
+    done: Callable[[object], object]
+    failed: Callable[[BaseException], BaseException]
+
+    def run(self):
+        try:
+            result = self.job.run()
+        except BaseException as err:
+            raise self.failed(err) from None
+        return self.done(result)
+
+    async def run_async(self):
+        try:
+            result = await self.job.run_async()
+        except BaseException as err:
+            raise self.failed(err) from None
+        return self.done(result)
+
+
+@dataclass
 class CellRequest:
     """A parsed ``%%mlbox`` cell, ready to run."""
 
@@ -646,13 +669,20 @@ class MlboxMagics(Magics):
         jupyter_mlbox made; ``%mlbox config [OPTIONS]`` show or set the defaults every
         ``%%mlbox`` / ``%mlbox`` call of this kernel starts from (e.g. ``--gpus auto``).
         """
+        outcome = self._line_command(line)
+        return outcome.run() if isinstance(outcome, PendingJob) else outcome
+
+    async def mlbox_line_async(self, line: str):
+        """What ``%mlbox build`` / ``%mlbox run`` run as in ipykernel (see the module docstring)."""
+        outcome = self._line_command(line)
+        return await outcome.run_async() if isinstance(outcome, PendingJob) else outcome
+
+    def _line_command(self, line: str):
         if line.strip().split(" ", 1)[0] == "config":
             return self._config(line.strip()[len("config"):])
         args = self._parse(self.mlbox_line, line)
         try:
             return getattr(self, f"_line_{args.command}")(args)
-        except KeyboardInterrupt:
-            raise
         except MlboxError as err:
             raise _short(err) from None
 
@@ -718,6 +748,22 @@ class MlboxMagics(Magics):
             print(f"{image.tag}\t{image.size / 1e6:.0f} MB\t{image.created[:19]}\t"
                   f"{image.notebook}")
 
+    def _stopped_or_failed(self, view, what: str):
+        """How a line command's job ends badly: the view says it, the error is shown short."""
+        def failed(err: BaseException) -> BaseException:
+            if isinstance(err, KeyboardInterrupt):
+                view.stopped(f"interrupted: {what}")
+                return err
+            if isinstance(err, CancelledError):
+                view.stopped(f"stopped: {what}")
+                return _short(err)
+            if isinstance(err, MlboxError):
+                view.fail(str(err).splitlines()[0])
+                return _short(err)
+            view.fail(f"{type(err).__name__}: {err}")
+            return err
+        return failed
+
     def _line_build(self, args):
         from .core.build import build_image
 
@@ -726,22 +772,18 @@ class MlboxMagics(Magics):
         view = self._view(args, "%mlbox build", cancel)
 
         def work(emit, cancel):
-            for warning in plan.warnings:
+            for warning in self._new_warnings(plan.warnings):
                 emit(ProgressEvent("inferring", "warning", warning))
             return build_image(self.engine(), plan, rebuild=args.rebuild, on_event=emit,
                                cancel=cancel)
 
-        try:
-            result = Job(work, view, cancel).run()
-        except KeyboardInterrupt:
-            view.stopped("interrupted: the build was stopped")
-            raise
-        except MlboxError as err:
-            view.fail(str(err).splitlines()[0])
-            raise
-        view.finish(f"{'built' if result.built else 'reused'} {result.tag} "
-                    f"({result.size / 1e6:.0f} MB, {result.seconds:.1f} s)")
-        print(result.tag)
+        def done(result):
+            view.finish(f"{'built' if result.built else 'reused'} {result.tag} "
+                        f"({result.size / 1e6:.0f} MB, {result.seconds:.1f} s)")
+            print(result.tag)
+
+        return PendingJob(Job(work, view, cancel), done,
+                          self._stopped_or_failed(view, "the build was stopped"))
 
     def _line_run(self, args):
         from .core.container_runner import parse_parameter_value
@@ -754,32 +796,32 @@ class MlboxMagics(Magics):
                              "notebook; give a path: %mlbox run analysis.ipynb")
         output = Path(args.output) if args.output else default_output_path(path)
         parameters = {k: parse_parameter_value(v) for k, v in args.parameter}
+        build_options = self.build_options(args)
+        run_options = self.run_options(args, parameters)
         cancel = CancelToken()
         view = self._view(args, f"%mlbox run {path.name}", cancel)
 
         def work(emit, cancel):
             return run_notebook_file(self.engine(), path, output=output,
-                                     build_options=self.build_options(args),
-                                     options=self.run_options(args, parameters),
+                                     build_options=build_options, options=run_options,
                                      on_event=emit, cancel=cancel)
 
-        try:
-            result = Job(work, view, cancel).run()
-        except KeyboardInterrupt:
-            view.stopped("interrupted: the run was stopped, the container removed, nothing "
-                         "written")
-            raise
-        except CellExecutionError as err:
-            view.fail(f"a cell failed in the container; see {output}")
-            if err.notebook is not None:
+        def done(result):
+            view.finish(f"{'built' if result.build.built else 'reused'} {result.build.tag} · "
+                        f"ran in {result.seconds:.1f} s on {'GPU' if result.gpu else 'CPU'}")
+            self._link(result.output_path, "the executed notebook")
+
+        stopped_or_failed = self._stopped_or_failed(
+            view, "the run was stopped, the container removed, nothing written")
+
+        def failed(err):
+            if isinstance(err, CellExecutionError) and err.notebook is not None:
+                view.fail(f"a cell failed in the container; see {output}")
                 self._link(output, "the executed notebook, up to the failing cell")
-            raise
-        except MlboxError as err:
-            view.fail(str(err).splitlines()[0])
-            raise
-        view.finish(f"{'built' if result.build.built else 'reused'} {result.build.tag} · ran in "
-                    f"{result.seconds:.1f} s on {'GPU' if result.gpu else 'CPU'}")
-        self._link(result.output_path, "the executed notebook")
+                return _short(err)
+            return stopped_or_failed(err)
+
+        return PendingJob(Job(work, view, cancel), done, failed)
 
     @staticmethod
     def _link(path: Path, what: str) -> None:
@@ -799,14 +841,18 @@ class MlboxMagics(Magics):
 
 def _async_mlbox_cell(lines: list[str]) -> list[str]:
     """Input transformer: ``%%mlbox ARGS\\nBODY`` → ``await <the magic>(ARGS, BODY)`` in ipykernel,
-    so the kernel keeps serving widget messages (the Stop button) while the cell runs."""
+    so the kernel keeps serving widget messages (the Stop button) while the cell runs. A cell
+    that is only ``%mlbox build …`` or ``%mlbox run …`` is treated the same way."""
     if not lines:
         return lines
     first = lines[0]
-    if not (first.startswith("%%mlbox ") or first.rstrip("\r\n") == "%%mlbox"):
+    line_command = first.strip().split()[:2] in (["%mlbox", "build"], ["%mlbox", "run"]) \
+        and not "".join(lines[1:]).strip() and not first.rstrip().endswith("?")
+    if not line_command and not (first.startswith("%%mlbox ")
+                                 or first.rstrip("\r\n") == "%%mlbox"):
         return lines
     body = "".join(lines[1:])
-    if not body.strip():
+    if not line_command and not body.strip():
         return lines
     from IPython import get_ipython
 
@@ -814,9 +860,11 @@ def _async_mlbox_cell(lines: list[str]) -> list[str]:
     if shell is None or type(shell).__name__ != "ZMQInteractiveShell" \
             or not getattr(shell, "autoawait", False):
         return lines
+    module = "__import__('jupyter_mlbox.magics', fromlist=['run_mlbox_cell'])"
+    if line_command:
+        return [f"await {module}.run_mlbox_line({first.strip()[len('%mlbox'):].strip()!r})\n"]
     arguments = first[len("%%mlbox"):].strip()
-    return [f"await __import__('jupyter_mlbox.magics', fromlist=['run_mlbox_cell'])"
-            f".run_mlbox_cell({arguments!r}, {body!r})\n"]
+    return [f"await {module}.run_mlbox_cell({arguments!r}, {body!r})\n"]
 
 
 def _install_async_transformer(shell) -> None:
@@ -832,3 +880,11 @@ async def run_mlbox_cell(line: str, cell: str):
 
     magics = get_ipython().magics_manager.registry["MlboxMagics"]
     return await magics.mlbox_cell_async(line, cell)
+
+
+async def run_mlbox_line(line: str):
+    """Entry point of an async ``%mlbox build|run`` cell (see :func:`_async_mlbox_cell`)."""
+    from IPython import get_ipython
+
+    magics = get_ipython().magics_manager.registry["MlboxMagics"]
+    return await magics.mlbox_line_async(line)
