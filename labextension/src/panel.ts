@@ -44,6 +44,12 @@ function el<K extends keyof HTMLElementTagNameMap>(
   return node;
 }
 
+/** Build logs and tracebacks carry terminal colour codes; the panel shows plain text. */
+export function plainText(text: string): string {
+  // eslint-disable-next-line no-control-regex
+  return text.replace(/\x1b\[[0-9;]*[A-Za-z]/g, '');
+}
+
 export function formatBytes(size: number): string {
   if (!size) {
     return '0 B';
@@ -463,7 +469,7 @@ export class MlboxPanel extends Widget {
         row.append(el('div', { class: 'jp-MlboxPanel-job-message' }, job.message));
       }
       if (job.error) {
-        row.append(el('pre', { class: 'jp-MlboxPanel-job-error' }, job.error));
+        row.append(el('pre', { class: 'jp-MlboxPanel-job-error' }, plainText(job.error)));
       }
       const actions = el('div', { class: 'jp-MlboxPanel-job-actions' });
       const expanded = this.expanded.has(job.id);
@@ -497,7 +503,7 @@ export class MlboxPanel extends Widget {
       }
       row.append(actions);
       if (expanded) {
-        row.append(el('pre', { class: 'jp-MlboxPanel-log' }, (this.logs.get(job.id) || []).join('\n')));
+        row.append(el('pre', { class: 'jp-MlboxPanel-log' }, plainText((this.logs.get(job.id) || []).join('\n'))));
       }
       node.append(row);
     }

@@ -1,0 +1,133 @@
+"""The MLBox panel in a real JupyterLab, clicked through in headless Chromium."""
+from __future__ import annotations
+
+import re
+import subprocess
+import time
+
+import pytest
+from playwright.sync_api import expect
+
+pytestmark = [pytest.mark.browser, pytest.mark.docker]
+
+BUILD_TIMEOUT = 300_000
+
+
+def open_notebook_with_panel(page, lab, path: str):
+    page.goto(lab.page_url(path))
+    # the notebook is open once its first cell editor shows
+    page.locator(".jp-NotebookPanel:visible .jp-Cell").first.wait_for(timeout=60_000)
+    tab = page.locator('.jp-SideBar li[data-id="jupyter-mlbox-panel"]')
+    expect(tab).to_be_visible()
+    if "lm-mod-current" not in (tab.get_attribute("class") or ""):
+        tab.click()
+    panel = page.locator("#jupyter-mlbox-panel")
+    expect(panel).to_be_visible()
+    return panel
+
+
+def job_row(panel, label: str):
+    return panel.locator(".jp-MlboxPanel-job", has_text=label).first
+
+
+def wait_final(row, expected: str = "done", timeout: int = BUILD_TIMEOUT) -> None:
+    """Wait until the job row is final, then say what it shows when it is not ``expected``."""
+    expect(row).to_have_attribute("data-status", re.compile("done|failed|cancelled"),
+                                  timeout=timeout)
+    status = row.get_attribute("data-status")
+    assert status == expected, f"job {status}: {row.inner_text()}"
+
+
+def test_requirements_with_warnings(lab, page, screenshot):
+    panel = open_notebook_with_panel(page, lab, "guess.ipynb")
+    # daemon status line and requirements with the unresolved-import warning
+    expect(panel.locator(".jp-MlboxPanel-status")).to_contain_text("Docker", timeout=60_000)
+    expect(panel.locator(".jp-MlboxPanel-status")).to_contain_text("GPU")
+    expect(panel.locator(".jp-MlboxPanel-path")).to_have_text("guess.ipynb")
+    expect(panel.locator(".jp-MlboxPanel-requirements")).to_contain_text(re.compile(r"numpy==\d"))
+    expect(panel.locator(".jp-MlboxPanel-warning").first).to_contain_text("surely_not_a_module_xyz")
+    expect(panel.locator(".jp-MlboxPanel-image")).to_contain_text("mlbox/guess:")
+    screenshot("01-panel-requirements")
+
+
+def test_build_run_open_export(engine, lab, page, screenshot):
+    panel = open_notebook_with_panel(page, lab, "tiny.ipynb")
+    expect(panel.locator(".jp-MlboxPanel-path")).to_have_text("tiny.ipynb")
+    expect(panel.locator(".jp-MlboxPanel-requirements")).to_contain_text(re.compile(r"numpy==\d"))
+    expect(panel.locator(".jp-MlboxPanel-image")).to_contain_text("mlbox/tiny:")
+
+    # Build: the job appears, shows progress, and reaches done; the image is then up to date
+    panel.get_by_role("button", name="Build", exact=True).click()
+    build = job_row(panel, "Build tiny.ipynb")
+    expect(build).to_be_visible()
+    wait_final(build)
+    expect(panel.locator(".jp-MlboxPanel-image")).to_contain_text("up to date", timeout=15_000)
+    build.get_by_role("button", name="Log").click()
+    expect(build.locator(".jp-MlboxPanel-log")).to_be_visible()
+    screenshot("02-panel-built", panel)
+
+    # Run in container, then open the executed notebook from the job
+    panel.get_by_role("button", name="Run in container").click()
+    run = job_row(panel, "Run tiny.ipynb")
+    wait_final(run)
+    assert (lab.root / "tiny.mlbox.ipynb").exists()
+    run.get_by_role("button", name="Open tiny.mlbox.ipynb").click()
+    executed_tab = page.locator(".lm-DockPanel-tabBar .lm-TabBar-tab",
+                                has_text="tiny.mlbox.ipynb")
+    expect(executed_tab).to_be_visible(timeout=30_000)
+    output = page.locator(".jp-NotebookPanel:visible .jp-OutputArea-output",
+                          has_text="sum of squares: 30")
+    expect(output).to_be_visible(timeout=30_000)
+    screenshot("03-executed-notebook")
+
+    # Export… from the panel of the original notebook: dialog with tag and push
+    page.locator(".lm-DockPanel-tabBar .lm-TabBar-tab", has_text=re.compile(r"^tiny\.ipynb")) \
+        .first.click()
+    expect(panel.locator(".jp-MlboxPanel-path")).to_have_text("tiny.ipynb")
+    panel.get_by_role("button", name="Export…").click()
+    dialog = page.locator(".jp-Dialog")
+    expect(dialog).to_contain_text("Export Notebook as Docker Image")
+    dialog.locator('input[name="tag"]').fill("mlbox-ui-test/tiny:1")
+    screenshot("04-export-dialog")
+    dialog.get_by_role("button", name="Export").click()
+    export = job_row(panel, "mlbox-ui-test/tiny:1")
+    try:
+        wait_final(export)
+        assert engine.image_exists("mlbox-ui-test/tiny:1")
+        # the exported image is in the Images list; delete it with the mouse
+        row = panel.locator('.jp-MlboxPanel-imageRow[data-tag="mlbox-ui-test/tiny:1"]')
+        expect(row).to_be_visible(timeout=15_000)
+        screenshot("05-panel-exported", panel)
+        row.get_by_role("button", name="Delete").click()
+        page.locator(".jp-Dialog").get_by_role("button", name="Delete").click()
+        expect(row).to_have_count(0, timeout=15_000)
+        assert not engine.image_exists("mlbox-ui-test/tiny:1")
+    finally:
+        subprocess.run(["docker", "rmi", "-f", "mlbox-ui-test/tiny:1"], capture_output=True)
+
+
+def test_menus_and_palette_have_the_commands(lab, page, screenshot):
+    open_notebook_with_panel(page, lab, "tiny.ipynb")
+    page.locator(".lm-MenuBar-itemLabel", has_text=re.compile("^File$")).click()
+    menu = page.locator(".lm-Menu").first
+    expect(menu).to_contain_text("Run Notebook in Container")
+    expect(menu).to_contain_text("Export Notebook as Docker Image…")
+    screenshot("06-file-menu")
+    page.keyboard.press("Escape")
+    page.locator(".jp-NotebookPanel:visible .jp-Cell").first.click(button="right")
+    context_menu = page.locator(".lm-Menu.jp-ThemedContainer, .lm-Menu").last
+    expect(context_menu).to_contain_text("Run Notebook in Container")
+    page.keyboard.press("Escape")
+
+
+def test_cancel_a_run_from_the_panel(engine, lab, page, screenshot, no_leftover_containers):
+    panel = open_notebook_with_panel(page, lab, "sleepy.ipynb")
+    expect(panel.locator(".jp-MlboxPanel-path")).to_have_text("sleepy.ipynb")
+    panel.get_by_role("button", name="Run in container").click()
+    run = job_row(panel, "Run sleepy.ipynb")
+    expect(run.locator(".jp-MlboxPanel-job-phase")).to_contain_text("running",
+                                                                     timeout=BUILD_TIMEOUT)
+    time.sleep(2)
+    screenshot("07-running-job", panel)
+    run.get_by_role("button", name="Cancel").click()
+    wait_final(run, "cancelled", timeout=60_000)
