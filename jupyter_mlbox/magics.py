@@ -479,7 +479,7 @@ class MlboxMagics(Magics):
     # --- %%mlbox ---------------------------------------------------------------------------------
 
     @cell_magic("mlbox")
-    @magic_arguments(name="mlbox")
+    @magic_arguments(name="%mlbox")  # the usage line then reads "%%mlbox …"
     @argument("--in", dest="inputs", metavar="NAMES", action="append", default=[],
               help="variables to send into the container, comma-separated (cloudpickle)")
     @argument("--out", dest="outputs", metavar="NAMES", action="append", default=[],

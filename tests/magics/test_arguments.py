@@ -52,8 +52,9 @@ def test_help_is_real(ip):
                    "--memory", "--cpus", "--env", "--rebuild", "--quiet", "--in", "--out",
                    "--with-setup"):
         assert option in cell_help, option
-    assert cell_help.lstrip().startswith("::\n\n  %mlbox") or "%mlbox [" in cell_help
+    assert "%%mlbox [--in NAMES]" in cell_help
     line_help = ip.find_line_magic("mlbox").__doc__
+    assert "%mlbox [" in line_help and "%%mlbox [" not in line_help
     assert "status" in line_help and "requirements" in line_help and "config" in line_help
 
 
