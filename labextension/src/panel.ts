@@ -211,7 +211,10 @@ export class MlboxPanel extends Widget {
       this.imagesError = '';
     } catch (error) {
       this.images = [];
-      this.imagesError = String((error as Error).message);
+      this.imagesError =
+        error instanceof MlboxApiError && error.status === 503
+          ? 'Docker is unreachable: no images to show (see the status above).'
+          : String((error as Error).message);
     }
     this.renderImages();
   }

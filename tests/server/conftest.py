@@ -14,6 +14,8 @@ import pytest
 
 from pytest_jupyter.jupyter_server import *  # noqa: F401,F403
 
+from ..export.conftest import local_registry  # noqa: F401 - a real registry on loopback
+
 FINAL = {"done", "failed", "cancelled"}
 
 

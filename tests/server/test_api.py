@@ -197,3 +197,22 @@ async def test_only_mlbox_images_can_be_deleted(engine, api):
     code, body = await api.delete("images", default_base_image())
     assert code == 404
     assert engine.image_exists(default_base_image())
+
+
+async def test_export_job_pushes_to_a_registry(engine, notebooks, api, local_registry):
+    tag = f"{local_registry}/mlbox/server-hello:pushed"
+    code, job = await api.post("exports", body={"path": "work/hello.ipynb", "tag": tag,
+                                                "push": True})
+    assert code == 202, job
+    try:
+        job = await api.wait_job(job["id"])
+        assert job["status"] == "done", job
+        assert job["result"]["pushed"] is True
+        assert any("pushing" in line for line in job["log"])
+        import urllib.request
+        tags = json.loads(urllib.request.urlopen(
+            f"http://{local_registry}/v2/mlbox/server-hello/tags/list", timeout=10).read())
+        assert tags["tags"] == ["pushed"]
+    finally:
+        if engine.image_exists(tag):
+            engine.remove_image(tag)

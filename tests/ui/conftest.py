@@ -131,6 +131,19 @@ def lab(built_labextension, tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
+def lab_without_docker(built_labextension, tmp_path_factory):
+    """JupyterLab whose MLBox extension points at a Docker socket that does not exist."""
+    tmp = tmp_path_factory.mktemp("lab-no-docker")
+    root = tmp / "notebooks"
+    root.mkdir()
+    write_notebook(root / "tiny.ipynb", ["import numpy as np"])
+    process, server = start_lab(
+        tmp, root, [f"--MlboxApp.docker_host=unix://{tmp}/no-docker-here.sock"])
+    yield server
+    stop_lab(process)
+
+
+@pytest.fixture(scope="module")
 def browser():
     if not Path(CHROMIUM).exists():
         pytest.fail(f"{CHROMIUM} is missing: run scripts/install-test-deps.sh")

@@ -106,18 +106,24 @@ def test_build_run_open_export(engine, lab, page, screenshot):
         subprocess.run(["docker", "rmi", "-f", "mlbox-ui-test/tiny:1"], capture_output=True)
 
 
-def test_menus_and_palette_have_the_commands(lab, page, screenshot):
-    open_notebook_with_panel(page, lab, "tiny.ipynb")
+def test_menus_have_the_commands_and_they_run(lab, page, screenshot, no_leftover_containers):
+    panel = open_notebook_with_panel(page, lab, "tiny.ipynb")
+    expect(panel.locator(".jp-MlboxPanel-path")).to_have_text("tiny.ipynb")
+    page.locator(".jp-NotebookPanel:visible .jp-Cell").first.click(button="right")
+    context_menu = page.locator(".lm-Menu").last
+    expect(context_menu).to_contain_text("Run Notebook in Container")
+    expect(context_menu).to_contain_text("Export Notebook as Docker Image…")
+    page.keyboard.press("Escape")
+
+    runs = panel.locator(".jp-MlboxPanel-job", has_text="Run tiny.ipynb")
+    before = runs.count()
     page.locator(".lm-MenuBar-itemLabel", has_text=re.compile("^File$")).click()
     menu = page.locator(".lm-Menu").first
-    expect(menu).to_contain_text("Run Notebook in Container")
     expect(menu).to_contain_text("Export Notebook as Docker Image…")
     screenshot("06-file-menu")
-    page.keyboard.press("Escape")
-    page.locator(".jp-NotebookPanel:visible .jp-Cell").first.click(button="right")
-    context_menu = page.locator(".lm-Menu.jp-ThemedContainer, .lm-Menu").last
-    expect(context_menu).to_contain_text("Run Notebook in Container")
-    page.keyboard.press("Escape")
+    menu.locator(".lm-Menu-item", has_text="Run Notebook in Container").click()
+    expect(runs).to_have_count(before + 1, timeout=15_000)
+    wait_final(runs.first)
 
 
 def test_cancel_a_run_from_the_panel(engine, lab, page, screenshot, no_leftover_containers):
@@ -131,3 +137,15 @@ def test_cancel_a_run_from_the_panel(engine, lab, page, screenshot, no_leftover_
     screenshot("07-running-job", panel)
     run.get_by_role("button", name="Cancel").click()
     wait_final(run, "cancelled", timeout=60_000)
+
+
+def test_docker_unreachable_is_said_clearly(lab_without_docker, page, screenshot):
+    panel = open_notebook_with_panel(page, lab_without_docker, "tiny.ipynb")
+    status = panel.locator(".jp-MlboxPanel-status")
+    expect(status).to_contain_text("Docker is unreachable", timeout=30_000)
+    expect(status).to_contain_text("no-docker-here.sock")
+    # requirements still show (inference needs no Docker); images say why they are missing
+    expect(panel.locator(".jp-MlboxPanel-requirements")).to_contain_text(re.compile(r"numpy==\d"))
+    expect(panel.locator(".jp-MlboxPanel-image")).to_contain_text("Docker unreachable")
+    expect(panel.locator(".jp-MlboxPanel-images")).to_contain_text("Docker is unreachable")
+    screenshot("08-docker-unreachable", panel)
