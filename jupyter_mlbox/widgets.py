@@ -102,15 +102,17 @@ class WidgetProgressView:
         self.cancel = cancel
         self.state = ProgressState()
         self.title = title
-        self.phase_label = w.HTML(self._phase_html())
+        fixed = {"flex": "0 0 auto"}
+        self.phase_label = w.HTML(self._phase_html(),
+                                  layout=w.Layout(min_width="170px", **fixed))
         self.progress = w.IntProgress(value=0, min=0, max=1, bar_style="info",
-                                      layout=w.Layout(width="180px"))
-        self.detail = w.Label("", layout=w.Layout(width="auto", max_width="50%",
+                                      layout=w.Layout(width="160px", **fixed))
+        self.detail = w.Label("", layout=w.Layout(flex="1 1 auto", min_width="0",
                                                   overflow="hidden"))
-        self.elapsed = w.Label("0.0 s")
+        self.elapsed = w.Label("0.0 s", layout=w.Layout(width="64px", **fixed))
         self.stop_button = w.Button(description="Stop", icon="stop", button_style="warning",
                                     tooltip="cancel the build or stop and remove the container",
-                                    layout=w.Layout(width="80px"))
+                                    layout=w.Layout(width="80px", **fixed))
         self.stop_button.on_click(self._on_stop)
         self.log = w.Textarea(value="", disabled=True,
                               layout=w.Layout(width="100%", height="180px"))
@@ -125,7 +127,8 @@ class WidgetProgressView:
     # --- rendering -----------------------------------------------------------------------------
 
     def _phase_html(self) -> str:
-        return f"<b>{html.escape(self.title)}</b> · {html.escape(self.state.phase)}"
+        return (f'<span style="white-space:nowrap"><b>{html.escape(self.title)}</b> · '
+                f"{html.escape(self.state.phase)}</span>")
 
     def handle(self, event: ProgressEvent) -> None:
         self.state.apply(event)
@@ -139,6 +142,8 @@ class WidgetProgressView:
             self.progress.value = PHASES.index(self.state.phase) \
                 if self.state.phase in PHASES else 0
             self.detail.value = self.state.message
+        if self.cancel.cancelled:
+            self.detail.value = "stopping…"
         if event.kind in {"log", "info", "warning", "step"}:
             self.log.value = "\n".join(self.state.log)
         self.tick()
