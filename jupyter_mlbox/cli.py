@@ -202,7 +202,7 @@ def cmd_export(args, progress) -> int:
 def cmd_doctor(args, progress) -> int:
     from .core.doctor import diagnose
 
-    checks = diagnose()
+    checks = diagnose(args.defaults.base_image)
     for check in checks:
         print(f"{'ok ' if check.ok else 'NO '} {check.name}: {check.detail}")
     return EXIT_OK if all(c.ok or not c.required for c in checks) else EXIT_ERROR

@@ -37,8 +37,13 @@ def diagnose(base_image: str | None = None) -> list[Check]:
         if engine.image_exists(base_image):
             checks.append(Check("base image", True, f"{base_image} is present"))
         else:
-            checks.append(Check("base image", False, f"{base_image} is not on the daemon; "
-                                "`docker pull` it (or scripts/ensure-base-image.sh offline)"))
+            pullable, why = engine.pullable(base_image)
+            checks.append(Check(
+                "base image", pullable,
+                f"{base_image} is not on the daemon but its registry serves it: the first "
+                f"build pulls it" if pullable else
+                f"{base_image} is not on the daemon and cannot be pulled ({why}); load it, or "
+                f"make one offline with scripts/ensure-base-image.sh"))
         try:
             gpu = engine.gpu_support(base_image)
         except MlboxError as err:

@@ -159,6 +159,14 @@ class DockerEngine:
         except docker.errors.APIError as err:
             raise MlboxError(f"cannot remove {ref}: {_explain(err)}") from err
 
+    def pullable(self, ref: str) -> tuple[bool, str]:
+        """Whether the registry in ``ref`` serves it, asked without pulling; and why not."""
+        try:
+            self._client.images.get_registry_data(ref)
+            return True, ""
+        except docker.errors.APIError as err:
+            return False, _explain(err).splitlines()[0][:200]
+
     def pull(self, ref: str) -> None:
         try:
             self._client.images.pull(ref)

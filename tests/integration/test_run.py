@@ -134,3 +134,29 @@ def test_dead_daemon_is_a_clear_error(tmp_path):
     result = cli("run", str(path), env={"DOCKER_HOST": f"unix://{tmp_path}/no.sock"})
     assert result.returncode == 3
     assert "cannot reach a Docker daemon" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_doctor_reports_daemon_base_image_gpu_and_pip_settings(engine):
+    result = cli("doctor")
+    assert "ok  docker daemon: Docker" in result.stdout
+    assert "ok  base image: python:3.11-slim is present" in result.stdout
+    assert "GPU runtime: no NVIDIA support" in result.stdout
+    assert "CA bundle: /etc/ssl/certs/ca-certificates.crt" in result.stdout
+    result = cli("doctor", "--help")
+    assert result.returncode == 0
+    missing = cli("build", "--help")
+    assert "--base IMAGE" in missing.stdout
+
+
+def test_missing_base_image_that_cannot_be_pulled_is_a_clear_error(tmp_path, engine):
+    config = tmp_path / "jupyter_mlbox_config.json"
+    config.write_text('{"MlboxDefaults": {"base_image": "python:0.0-nonexistent"}}')
+    path = make_notebook(tmp_path, ["import numpy"])
+    result = cli("build", str(path), env={"JUPYTER_CONFIG_DIR": str(tmp_path)})
+    assert result.returncode == 3
+    assert "python:0.0-nonexistent is not on this daemon and cannot be pulled" in result.stderr
+    assert "Traceback" not in result.stderr
+    doctor = cli("doctor", env={"JUPYTER_CONFIG_DIR": str(tmp_path)})
+    assert "NO  base image: python:0.0-nonexistent is not on the daemon and cannot be pulled" \
+        in doctor.stdout
+    assert doctor.returncode == 3
