@@ -158,3 +158,20 @@ def test_session_notebook_decides_dependencies_and_widgets_render(tmp_path, shar
     assert lines[0] == "WidgetProgressView done done"
     assert lines[1] == "True True"
     assert "mlbox/analysis:" in lines[2] and "on CPU" in lines[2]
+
+
+def test_timeout_memory_and_env_reach_the_container(tmp_path, shared_image):
+    nb = execute_notebook([
+        LOAD, COMMON_IMPORTS,
+        "%%mlbox --quiet --timeout 3\nimport time\ntime.sleep(60)",
+        "%%mlbox --quiet --memory 300m --cpus 1 -e GREETING='hello there'\n"
+        "import os\n"
+        "print(os.environ['GREETING'])\n"
+        "print(open('/sys/fs/cgroup/memory.max').read().strip()"
+        " if os.path.exists('/sys/fs/cgroup/memory.max')"
+        " else open('/sys/fs/cgroup/memory/memory.limit_in_bytes').read().strip())",
+    ], tmp_path)
+    (error,) = of_type(nb.cells[2], "error")
+    assert error.ename == "RunTimeoutError" and "timeout of 3 s" in error.evalue
+    assert not of_type(nb.cells[3], "error"), of_type(nb.cells[3], "error")
+    assert streams(nb.cells[3], "stdout") == f"hello there\n{300 * 2**20}\n"

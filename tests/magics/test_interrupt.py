@@ -105,3 +105,13 @@ def test_stop_button_stops_the_run_while_the_cell_is_running(tmp_path, engine, s
         assert error_of(live.run("x = 1")) is None  # still usable
     finally:
         live.close()
+
+
+def test_interrupt_during_line_magic_build(kernel, engine, shared_image):
+    messages, took = _interrupt_when(kernel, "%mlbox build --rebuild --pip 'six>=1.16'",
+                                     "building step 6/", delay=1.0)
+    error = error_of(messages)
+    assert error is not None and error["ename"] == "KeyboardInterrupt"
+    assert took < 60, f"the build took {took:.0f} s to stop"
+    assert "mlbox/" not in text_of(messages)  # no tag printed: nothing was built
+    _assert_kernel_usable(kernel)
