@@ -13,7 +13,7 @@ command -v node >/dev/null || { log "node is missing: install Node.js 18+ (Debia
 python -c "import jupyterlab" 2>/dev/null || { log "jupyterlab is not importable by python on PATH: activate the environment with jupyterlab (PATH=\"$PWD/.venv/bin:\$PATH\")"; exit 1; }
 
 out=../jupyter_mlbox/labextension
-stamp="$out/.source-hash"
+stamp=lib/.mlbox-source-hash  # lib/ is gitignored and never shipped
 hash=$( (cat package.json package-lock.json tsconfig.json; find src style schema -type f | sort | xargs cat) | sha256sum | cut -d' ' -f1)
 if [ -z "${MLBOX_FORCE_BUILD:-}" ] && [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$hash" ] \
    && [ -f "$out/package.json" ]; then
@@ -33,5 +33,5 @@ npx --no-install tsc
 core=$(python -c "import jupyterlab, os; print(os.path.join(os.path.dirname(jupyterlab.__file__), 'staging'))")
 log "bundling with @jupyterlab/builder against $core"
 node node_modules/@jupyterlab/builder/lib/build-labextension.js --core-path "$core" .
-echo "$hash" > "$stamp"
+mkdir -p lib && echo "$hash" > "$stamp"
 log "built into jupyter_mlbox/labextension"

@@ -161,6 +161,8 @@ async def test_cancel_a_running_job_removes_its_container(engine, notebooks, api
     job = await api.wait_job(job["id"], timeout=60)
     assert job["status"] == "cancelled", job
     assert not (notebooks / "work" / "sleepy.mlbox.ipynb").exists()
+    # precisely this run's container is gone (the fixture checks all of jupyter_mlbox's)
+    assert not engine.list_containers("io.jupyter-mlbox.notebook=sleepy.ipynb")
 
 
 async def test_cancel_a_build(engine, notebooks, api):

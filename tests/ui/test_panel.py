@@ -137,6 +137,7 @@ def test_cancel_a_run_from_the_panel(engine, lab, page, screenshot, no_leftover_
     screenshot("07-running-job", panel)
     run.get_by_role("button", name="Cancel").click()
     wait_final(run, "cancelled", timeout=60_000)
+    assert not engine.list_containers("io.jupyter-mlbox.notebook=sleepy.ipynb")
 
 
 def test_docker_unreachable_is_said_clearly(lab_without_docker, page, screenshot):
