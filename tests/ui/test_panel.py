@@ -115,6 +115,15 @@ def test_menus_have_the_commands_and_they_run(lab, page, screenshot, no_leftover
     expect(context_menu).to_contain_text("Export Notebook as Docker Image…")
     page.keyboard.press("Escape")
 
+    # the command palette lists them under MLBox
+    page.locator(".lm-MenuBar-itemLabel", has_text=re.compile("^View$")).click()
+    page.locator(".lm-Menu-item", has_text="Command Palette").first.click()
+    palette = page.locator(".lm-CommandPalette:visible")
+    palette.locator("input").fill("MLBox")
+    expect(palette).to_contain_text("Run Notebook in Container")
+    expect(palette).to_contain_text("Export Notebook as Docker Image…")
+    page.keyboard.press("Escape")
+
     runs = panel.locator(".jp-MlboxPanel-job", has_text="Run tiny.ipynb")
     before = runs.count()
     page.locator(".lm-MenuBar-itemLabel", has_text=re.compile("^File$")).click()
