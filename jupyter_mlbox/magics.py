@@ -211,7 +211,7 @@ def kernel_context(shell, cell: str | None = None) -> KernelContext:
     return KernelContext(sources, from_history, KERNEL_NOTEBOOK_NAME, Path.cwd())
 
 
-# --- showing what came back ------------------------------------------------------------------------
+# --- showing what came back ----------------------------------------------------------------------
 
 class ContainerResult:
     """The cell's ``execute_result`` from the container, shown as this cell's result."""
@@ -266,7 +266,7 @@ def _error_output(cell) -> dict | None:
     return None
 
 
-# --- running a job while rendering its events ------------------------------------------------------
+# --- running a job while rendering its events ----------------------------------------------------
 
 class Job:
     """Core work in a worker thread; its progress events rendered by the caller's thread."""
@@ -348,7 +348,7 @@ class Job:
         return self._outcome()
 
 
-# --- the magics ------------------------------------------------------------------------------------
+# --- the magics ----------------------------------------------------------------------------------
 
 @dataclass
 class PendingJob:
@@ -837,12 +837,12 @@ class MlboxMagics(Magics):
         print(f"wrote {shown}")
 
 
-# --- %%mlbox as an async cell in ipykernel ---------------------------------------------------------
+# --- %%mlbox as an async cell in ipykernel -------------------------------------------------------
 
 def _async_mlbox_cell(lines: list[str]) -> list[str]:
-    """Input transformer: ``%%mlbox ARGS\\nBODY`` → ``await <the magic>(ARGS, BODY)`` in ipykernel,
-    so the kernel keeps serving widget messages (the Stop button) while the cell runs. A cell
-    that is only ``%mlbox build …`` or ``%mlbox run …`` is treated the same way."""
+    """Input transformer: ``%%mlbox ARGS\\nBODY`` → ``await <the magic>(ARGS, BODY)`` in
+    ipykernel, so the kernel keeps serving widget messages (the Stop button) while the cell
+    runs. A cell that is only ``%mlbox build …`` or ``%mlbox run …`` is treated the same way."""
     if not lines:
         return lines
     first = lines[0]

@@ -139,7 +139,8 @@ def __mlbox_dump(names={list(names)!r}, path={filename!r}):
     failed = ";".join(("%s=%s" % item).replace("\\n", " ").replace(";", ",")
                       for item in failures.items())
     with open(path, "wb") as handle:
-        handle.write(("{_MAGIC.decode()} %d.%d %s\\n" % (sys.version_info[:2] + (failed,))).encode())
+        header = "{_MAGIC.decode()} %d.%d %s\\n" % (sys.version_info[:2] + (failed,))
+        handle.write(header.encode())
         if not failures:
             cloudpickle.dump(values, handle)
 __mlbox_dump()

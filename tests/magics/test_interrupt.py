@@ -56,7 +56,8 @@ def test_interrupt_during_build_stops_it(kernel, engine, shared_image):
 
 
 def test_interrupt_during_run_removes_the_container(kernel, engine, shared_image):
-    code = "%%mlbox\nimport time\nprint('started', flush=True)\ntime.sleep(120)\nprint('not reached')"
+    code = ("%%mlbox\nimport time\nprint('started', flush=True)\ntime.sleep(120)\n"
+            "print('not reached')")
     messages, took = _interrupt_when(kernel, code, "running: executing", delay=2.0)
     error = error_of(messages)
     assert error is not None and error["ename"] == "KeyboardInterrupt"

@@ -3,8 +3,6 @@ from __future__ import annotations
 
 import io
 
-import pytest
-
 from jupyter_mlbox.core.events import CancelToken, ProgressEvent
 from jupyter_mlbox.widgets import (TextProgressView, WidgetProgressView, progress_view,
                                    widgets_can_render)
