@@ -175,3 +175,23 @@ def test_timeout_memory_and_env_reach_the_container(tmp_path, shared_image):
     assert error.ename == "RunTimeoutError" and "timeout of 3 s" in error.evalue
     assert not of_type(nb.cells[3], "error"), of_type(nb.cells[3], "error")
     assert streams(nb.cells[3], "stdout") == f"hello there\n{300 * 2**20}\n"
+
+
+def test_values_that_cannot_travel_are_clear_serialization_errors(tmp_path, shared_image):
+    nb = execute_notebook([
+        LOAD, COMMON_IMPORTS,
+        # pickles fine here, but cannot be rebuilt in the container
+        "class Fragile:\n    def __reduce__(self):\n        return (int, ('not a number',))\n"
+        "fragile = Fragile()",
+        "%%mlbox --quiet --in fragile\nprint('never')",
+        "%%mlbox --quiet --out gen\ngen = (i for i in range(3))",
+        "print('kernel fine', 'gen' in dir())",
+    ], tmp_path)
+    (error,) = of_type(nb.cells[3], "error")
+    assert error.ename == "SerializationError"
+    assert "--in" in error.evalue and "invalid literal for int()" in error.evalue
+    assert "never" not in streams(nb.cells[3], "stdout")
+    (error,) = of_type(nb.cells[4], "error")
+    assert error.ename == "SerializationError"
+    assert "gen: generator cannot be pickled" in error.evalue
+    assert streams(nb.cells[5], "stdout") == "kernel fine False\n"
