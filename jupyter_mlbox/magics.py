@@ -323,7 +323,9 @@ class Job:
         return self.result
 
     def run(self):
-        """Blocking: Ctrl-C (KeyboardInterrupt) cancels the job, then is re-raised."""
+        """Blocking: Ctrl-C (KeyboardInterrupt) cancels the job, then is re-raised. A blocked
+        kernel cannot receive a Stop click, so the view hides its button (■ still works)."""
+        getattr(self.view, "hide_stop", lambda: None)()
         self.thread.start()
         try:
             while not self.finished:

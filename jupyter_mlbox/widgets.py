@@ -151,6 +151,10 @@ class WidgetProgressView:
     def tick(self) -> None:
         self.elapsed.value = _elapsed(self.state.elapsed)
 
+    def hide_stop(self) -> None:
+        """For a blocking run, where the kernel cannot receive the click: interrupt instead."""
+        self.stop_button.layout.display = "none"
+
     def _on_stop(self, _button=None) -> None:
         self.cancel.cancel()
         self.stop_button.disabled = True

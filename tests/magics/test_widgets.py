@@ -66,6 +66,11 @@ def test_stop_button_cancels_and_failure_keeps_the_log():
     assert view.state.status == "stopped"
     assert view.widget.children == (view.summary, view.log_section)
 
+    blocking = WidgetProgressView(CancelToken())
+    assert blocking.stop_button.layout.display is None
+    blocking.hide_stop()
+    assert blocking.stop_button.layout.display == "none"
+
     failed = WidgetProgressView(CancelToken())
     failed.handle(RUN[3])
     failed.fail("build of mlbox/x:1 failed")
