@@ -55,8 +55,24 @@ const plugin: JupyterFrontEndPlugin<void> = {
     panel.title.caption = 'MLBox';
     labShell.add(panel, 'left', { rank: 650 });
 
+    // re-read the requirements whenever a notebook is saved
+    const watched = new WeakSet<object>();
+    const watchSaves = (widget: Widget | null) => {
+      const context = widget ? (widget as any).context : null;
+      if (!context || !context.fileChanged || watched.has(context)) {
+        return;
+      }
+      watched.add(context);
+      context.fileChanged.connect(() => {
+        if (context.path === currentNotebook()) {
+          void panel.refreshRequirements();
+        }
+      });
+    };
+
     const follow = () => {
       const path = notebookPathOf(labShell.currentWidget);
+      watchSaves(labShell.currentWidget);
       if (path) {
         lastNotebook = path;
         panel.setNotebook(path);

@@ -125,6 +125,7 @@ def lab(built_labextension, tmp_path_factory):
         "values = np.arange(5)\nprint('sum of squares:', int((values ** 2).sum()))",
     ])
     write_notebook(root / "sleepy.ipynb", ["import time\ntime.sleep(300)"])
+    write_notebook(root / "edit.ipynb", ["x = 1"])
     process, server = start_lab(tmp, root)
     yield server
     stop_lab(process)

@@ -50,6 +50,17 @@ def test_requirements_with_warnings(lab, page, screenshot):
     screenshot("01-panel-requirements")
 
 
+def test_requirements_follow_a_saved_edit(lab, page):
+    panel = open_notebook_with_panel(page, lab, "edit.ipynb")
+    expect(panel.locator(".jp-MlboxPanel-requirements")).to_contain_text("standard library only")
+    page.locator(".jp-NotebookPanel:visible .jp-Cell .cm-content").first.click()
+    page.keyboard.press("End")
+    page.keyboard.type("\nimport numpy")
+    page.keyboard.press("Control+s")
+    expect(panel.locator(".jp-MlboxPanel-requirements")).to_contain_text(re.compile(r"numpy==\d"),
+                                                                         timeout=15_000)
+
+
 def test_build_run_open_export(engine, lab, page, screenshot):
     panel = open_notebook_with_panel(page, lab, "tiny.ipynb")
     expect(panel.locator(".jp-MlboxPanel-path")).to_have_text("tiny.ipynb")
