@@ -11,6 +11,7 @@ import {
   post,
   requestAPI
 } from './api';
+import { formatAge, formatBytes, formatSeconds, imageNameFor, plainText } from './format';
 import { mlboxIcon } from './icon';
 
 /** What the panel needs from the application. */
@@ -42,48 +43,6 @@ function el<K extends keyof HTMLElementTagNameMap>(
     }
   }
   return node;
-}
-
-/** Build logs and tracebacks carry terminal colour codes; the panel shows plain text. */
-export function plainText(text: string): string {
-  // eslint-disable-next-line no-control-regex
-  return text.replace(/\x1b\[[0-9;]*[A-Za-z]/g, '');
-}
-
-export function formatBytes(size: number): string {
-  if (!size) {
-    return '0 B';
-  }
-  const units = ['B', 'kB', 'MB', 'GB', 'TB'];
-  const exponent = Math.min(Math.floor(Math.log10(size) / 3), units.length - 1);
-  const value = size / Math.pow(1000, exponent);
-  return `${value.toFixed(exponent && value < 10 ? 1 : 0)} ${units[exponent]}`;
-}
-
-export function formatSeconds(seconds: number): string {
-  if (seconds < 60) {
-    return `${seconds.toFixed(seconds < 10 ? 1 : 0)} s`;
-  }
-  const minutes = Math.floor(seconds / 60);
-  return `${minutes} min ${Math.round(seconds % 60)} s`;
-}
-
-export function formatAge(created: string): string {
-  const when = Date.parse(created);
-  if (isNaN(when)) {
-    return '';
-  }
-  const seconds = Math.max(0, (Date.now() - when) / 1000);
-  if (seconds < 90) {
-    return 'just now';
-  }
-  if (seconds < 5400) {
-    return `${Math.round(seconds / 60)} min ago`;
-  }
-  if (seconds < 129600) {
-    return `${Math.round(seconds / 3600)} h ago`;
-  }
-  return `${Math.round(seconds / 86400)} days ago`;
 }
 
 /**
@@ -566,12 +525,7 @@ class ExportForm extends Widget {
   constructor(path: string) {
     super();
     this.addClass('jp-MlboxExportForm');
-    const stem = (path.split('/').pop() || 'notebook')
-      .replace(/\.ipynb$/, '')
-      .toLowerCase()
-      .replace(/[^a-z0-9]+/g, '-')
-      .replace(/^-+|-+$/g, '') || 'notebook';
-    this.tag = el('input', { name: 'tag', type: 'text', value: `${stem}:latest`, class: 'jp-mod-styled' });
+    this.tag = el('input', { name: 'tag', type: 'text', value: imageNameFor(path), class: 'jp-mod-styled' });
     this.push = el('input', { name: 'push', type: 'checkbox' });
     this.node.append(
       el('label', {}, 'Image name ([registry/]name[:tag])', this.tag),
