@@ -2,6 +2,7 @@
 # System packages the export and browser tests need, installed only when missing:
 #   docker-registry  a real local registry for `export --push` tests (started by the tests)
 #   chromium, chromium-driver  the headless browser Playwright drives (never downloaded by it)
+#   nodejs, npm      to build the JupyterLab extension from source (node >= 18)
 set -euo pipefail
 
 log() { printf '[install-test-deps] %s\n' "$*" >&2; }
@@ -11,9 +12,11 @@ missing=()
 [ -x /usr/bin/docker-registry ] || missing+=(docker-registry)
 [ -x /usr/bin/chromium ] || missing+=(chromium)
 [ -x /usr/bin/chromedriver ] || missing+=(chromium-driver)
+command -v node >/dev/null 2>&1 || missing+=(nodejs)
+command -v npm >/dev/null 2>&1 || missing+=(npm)
 
 if [ "${#missing[@]}" -eq 0 ]; then
-  log "docker-registry, chromium and chromium-driver are present"
+  log "docker-registry, chromium, chromium-driver, node and npm are present"
   exit 0
 fi
 log "installing: ${missing[*]}"
