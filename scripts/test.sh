@@ -5,8 +5,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh test
-if [ -f scripts/install-test-deps.sh ]; then bash scripts/install-test-deps.sh; fi
+bash scripts/install-test-deps.sh
 export PATH="$PWD/.venv/bin:$PATH"
-if [ -f scripts/build-labextension.sh ]; then bash scripts/build-labextension.sh; fi
+bash scripts/build-labextension.sh
+(cd labextension && npm test --silent)   # front-end unit tests (node --test)
 mkdir -p test-artifacts
 exec .venv/bin/python -m pytest -ra "$@"
