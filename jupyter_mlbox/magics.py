@@ -227,6 +227,15 @@ class ContainerResult:
         return str(self.data.get("text/plain", ""))
 
 
+#: A widget view points at a model that lived in the container's kernel: it cannot show here.
+_CONTAINER_ONLY = ("application/vnd.jupyter.widget-view+json",)
+
+
+def _portable(data) -> dict:
+    """The representations of an output that mean something outside the container."""
+    return {mime: value for mime, value in dict(data).items() if mime not in _CONTAINER_ONLY}
+
+
 def display_outputs(outputs) -> ContainerResult | None:
     """Re-emit a cell's outputs here: streams to sys.stdout/err, rich outputs as display data.
     Returns the execute_result (errors are not shown here)."""
@@ -240,12 +249,15 @@ def display_outputs(outputs) -> ContainerResult | None:
             stream.write(output.get("text", ""))
             stream.flush()
         elif kind == "display_data":
-            sys.stdout.flush()
-            sys.stderr.flush()
-            publish_display_data(data=dict(output.get("data", {})),
-                                 metadata=dict(output.get("metadata", {})))
+            data = _portable(output.get("data", {}))
+            if data:
+                sys.stdout.flush()
+                sys.stderr.flush()
+                publish_display_data(data=data, metadata=dict(output.get("metadata", {})))
         elif kind == "execute_result":
-            result = ContainerResult(output.get("data", {}), output.get("metadata", {}))
+            data = _portable(output.get("data", {}))
+            if data:
+                result = ContainerResult(data, output.get("metadata", {}))
     return result
 
 

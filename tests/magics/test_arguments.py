@@ -128,3 +128,23 @@ def test_python_minor_mismatch_is_refused_clearly():
     with pytest.raises(SerializationError, match=r"pickled by Python 2\.\d+ but this kernel runs"):
         unpack_variables(data)
     assert split_names(["a,b", "b", " c "]) == ["a", "b", "c"]
+
+
+def test_outputs_are_re_displayed_and_container_widgets_fall_back_to_text(ip, capsys):
+    from jupyter_mlbox.magics import display_outputs
+
+    result = display_outputs([
+        {"output_type": "stream", "name": "stdout", "text": "out\n"},
+        {"output_type": "stream", "name": "stderr", "text": "err\n"},
+        {"output_type": "display_data", "metadata": {},
+         "data": {"application/vnd.jupyter.widget-view+json": {"model_id": "abc"},
+                  "text/plain": "IntSlider(value=3)"}},
+        {"output_type": "display_data", "metadata": {},
+         "data": {"application/vnd.jupyter.widget-view+json": {"model_id": "def"}}},
+        {"output_type": "execute_result", "execution_count": 1, "metadata": {},
+         "data": {"text/plain": "42", "text/html": "<b>42</b>"}},
+    ])
+    captured = capsys.readouterr()
+    assert captured.out == "out\nIntSlider(value=3)\n"  # the terminal shell prints text/plain
+    assert captured.err == "err\n"
+    assert result.data == {"text/plain": "42", "text/html": "<b>42</b>"} and repr(result) == "42"
