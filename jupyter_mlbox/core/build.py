@@ -34,7 +34,11 @@ class BuildOptions:
 
 @dataclass
 class ImagePlan:
-    """An image before it is built: what was inferred and what would be built."""
+    """An image before it is built: what was inferred and what would be built.
+
+    ``warnings`` are about the notebook (guesses, unreadable cells); warnings about the host's
+    pip settings are reported when a build runs, and by ``doctor``.
+    """
 
     inference: InferenceResult
     spec: ImageSpec
@@ -85,8 +89,7 @@ def plan_image(sources: Iterable[str], *, notebook_name: str, search_dir: Path |
     spec = ImageSpec(requirements=tuple(requirements), notebook_name=notebook_name,
                      base_image=options.base_image or default_base_image(), pip=pip,
                      embedded_files=dict(embedded_files or {}), entry_notebook=entry_notebook)
-    return ImagePlan(inference, spec, render_build_context(spec),
-                     list(inference.warnings) + list(pip.warnings))
+    return ImagePlan(inference, spec, render_build_context(spec), list(inference.warnings))
 
 
 def build_image(engine: DockerEngine, plan: ImagePlan, *, rebuild: bool = False,
@@ -108,6 +111,8 @@ def build_image(engine: DockerEngine, plan: ImagePlan, *, rebuild: bool = False,
         on_event(ProgressEvent("building", "info", f"pulling base image {base}"))
         engine.pull(base)
     on_event(ProgressEvent("building", "phase", f"building {tag}"))
+    for warning in plan.spec.pip.warnings:  # host pip settings a build could not carry over
+        on_event(ProgressEvent("building", "warning", warning))
     engine.build(
         plan.context.tar_bytes(), tag,
         on_line=lambda line: on_event(ProgressEvent("building", "log", line)),

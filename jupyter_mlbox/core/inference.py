@@ -89,19 +89,55 @@ def validate_requirement(text: str) -> Requirement:
 # imports and %pip lines
 # ---------------------------------------------------------------------------------------------
 
+_IMPORT_ERRORS = {"ImportError", "ModuleNotFoundError", "Exception", "BaseException"}
+
+
+def _catches_import_error(handler: ast.ExceptHandler) -> bool:
+    if handler.type is None:
+        return True
+    names = handler.type.elts if isinstance(handler.type, ast.Tuple) else [handler.type]
+    return any(isinstance(n, ast.Name) and n.id in _IMPORT_ERRORS for n in names)
+
+
+def _import_names(node: ast.AST) -> set[str]:
+    if isinstance(node, ast.Import):
+        return {alias.name for alias in node.names}
+    if isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+        # ``from google.cloud import storage``: storage may be the submodule that decides which
+        # distribution is meant.
+        return {node.module} | {f"{node.module}.{alias.name}" for alias in node.names
+                                if alias.name != "*"}
+    return set()
+
+
 def imported_modules(tree: ast.AST) -> set[str]:
     """Absolute module names imported anywhere in ``tree`` (functions, try/except, if …)."""
-    found: set[str] = set()
-    for node in ast.walk(tree):
-        if isinstance(node, ast.Import):
-            found.update(alias.name for alias in node.names)
-        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
-            found.add(node.module)
-            # ``from google.cloud import storage``: storage may be the submodule that decides
-            # which distribution is meant.
-            found.update(f"{node.module}.{alias.name}" for alias in node.names
-                         if alias.name != "*")
-    return found
+    return set(classified_imports(tree))
+
+
+def classified_imports(tree: ast.AST) -> dict[str, bool]:
+    """Every absolute import in ``tree`` → whether it is optional.
+
+    An import is optional when every occurrence sits in the body of a ``try`` whose handlers
+    catch ImportError: the notebook copes without it.
+    """
+    optional: dict[str, bool] = {}
+
+    def visit(node: ast.AST, guarded: bool) -> None:
+        for name in _import_names(node):
+            optional[name] = optional.get(name, True) and guarded
+        if isinstance(node, ast.Try) or type(node).__name__ == "TryStar":
+            body_guarded = guarded or any(_catches_import_error(h) for h in node.handlers)
+            for child in node.body:
+                visit(child, body_guarded)
+            for child in [*node.handlers, *node.orelse, *node.finalbody]:
+                visit(child, guarded)
+            return
+        for child in ast.iter_child_nodes(node):
+            visit(child, guarded)
+
+    visit(tree, False)
+    return optional
 
 
 def pip_install_arguments(tree: ast.AST) -> list[str]:
@@ -310,17 +346,18 @@ def infer_requirements(sources: Iterable[str], *, search_dir: Path | None = None
 
 
 def _infer_from_cells(cells, search_dir, result: InferenceResult, add) -> None:
-    modules: set[str] = set()
+    optional: dict[str, bool] = {}
     for cell in cells:
         if cell.tree is None:
             continue
-        modules |= imported_modules(cell.tree)
+        for module, guarded in classified_imports(cell.tree).items():
+            optional[module] = optional.get(module, True) and guarded
         for requirement in pip_install_arguments(cell.tree):
             add(requirement, "pip-magic")
 
     stdlib = set(sys.stdlib_module_names) | {"__future__"}
     top_levels: dict[str, list[str]] = {}
-    for module in sorted(modules):
+    for module in sorted(optional):
         top_levels.setdefault(module.split(".")[0], []).append(module)
 
     installed = _packages_distributions()
@@ -344,6 +381,10 @@ def _infer_from_cells(cells, search_dir, result: InferenceResult, add) -> None:
             if warning:
                 result.warnings.append(warning)
             add(pin, "installed", (top,))
+        elif all(optional[m] for m in dotted):
+            result.warnings.append(
+                f"{top}: optional import (inside try/except ImportError) that this kernel does "
+                f"not have either; not added (--pip {top} adds it)")
         else:
             dist = mapping.get(top, top)
             result.warnings.append(

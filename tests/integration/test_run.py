@@ -160,3 +160,16 @@ def test_missing_base_image_that_cannot_be_pulled_is_a_clear_error(tmp_path, eng
     assert "NO  base image: python:0.0-nonexistent is not on the daemon and cannot be pulled" \
         in doctor.stdout
     assert doctor.returncode == 3
+
+
+def test_host_pip_warnings_come_with_builds_not_with_every_requirements_listing(tmp_path,
+                                                                                 engine):
+    conf = tmp_path / "pip.conf"
+    conf.write_text("[global]\nextra-index-url = file:///nowhere/simple\n")
+    path = make_notebook(tmp_path, ["import numpy"])
+    env = {"PIP_CONFIG_FILE": str(conf)}
+    listing = cli("requirements", str(path), env=env)
+    assert "file:///nowhere/simple" not in listing.stderr
+    build = cli("build", str(path), "--pip", "six", env=env)
+    assert build.returncode == 0, build.stderr
+    assert "file:///nowhere/simple is local to this host" in build.stderr

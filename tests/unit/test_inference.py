@@ -163,3 +163,22 @@ def test_the_tool_itself_is_never_a_requirement():
 def test_stdlib_list_is_the_running_pythons():
     assert "tomllib" in sys.stdlib_module_names  # 3.11+: the list we rely on
     assert names(infer_requirements(["import tomllib, asyncio, zoneinfo"])) == set()
+
+
+def test_optional_imports_are_pinned_when_installed_and_skipped_when_not():
+    source = textwrap.dedent("""
+        try:
+            import numpy
+            import surely_not_a_module_xyz
+        except ImportError:
+            surely_not_a_module_xyz = None
+        try:
+            import cv2
+        except (ValueError, TypeError):
+            pass
+    """)
+    result = infer_requirements([source])
+    assert names(result) == {"numpy", "opencv-python"}  # cv2's guard does not catch ImportError
+    assert any("surely_not_a_module_xyz: optional import" in w for w in result.warnings)
+    both = infer_requirements([source, "import surely_not_a_module_xyz"])
+    assert "surely-not-a-module-xyz" in names(both)  # imported unguarded elsewhere: required
