@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import html
 import os
+import re
 import sys
 import time
 from typing import TextIO
@@ -23,6 +24,7 @@ from .core.events import PHASES, CancelToken, ProgressEvent
 
 #: How many log lines the collapsible log keeps.
 LOG_LINES = 400
+_ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
 
 
 def widgets_can_render(shell) -> bool:
@@ -84,8 +86,11 @@ class ProgressState:
             if event.kind == "warning":
                 self.warnings.append(event.message)
         if event.kind in {"log", "info", "warning", "step"}:
+            message = _ANSI.sub("", event.message)  # uv and pip colour their output
+            if not message.strip():
+                return
             prefix = {"warning": "warning: ", "step": f"step {event.step}/{event.total}: "}
-            self.log.append(prefix.get(event.kind, "") + event.message)
+            self.log.append(prefix.get(event.kind, "") + message)
             del self.log[:-LOG_LINES]
 
 
@@ -114,8 +119,9 @@ class WidgetProgressView:
                                     tooltip="cancel the build or stop and remove the container",
                                     layout=w.Layout(width="80px", **fixed))
         self.stop_button.on_click(self._on_stop)
-        self.log = w.Textarea(value="", disabled=True,
-                              layout=w.Layout(width="100%", height="180px"))
+        self.log = w.HTML(self._log_html(), layout=w.Layout(width="100%"))
+        self._log_dirty = False
+        self._log_flushed = 0.0
         self.log_section = w.Accordion(children=[self.log], selected_index=None)
         self.log_section.set_title(0, "log")
         self.header = w.HBox([self.phase_label, self.progress, self.detail, self.elapsed,
@@ -145,11 +151,29 @@ class WidgetProgressView:
         if self.cancel.cancelled:
             self.detail.value = "stopping…"
         if event.kind in {"log", "info", "warning", "step"}:
-            self.log.value = "\n".join(self.state.log)
+            self._log_dirty = True
         self.tick()
 
+    def _log_html(self, lines: int = 15) -> str:
+        """The newest ``lines`` lines: a tail needs no scrolling to follow (front ends' HTML
+        sanitizers drop the CSS that would keep a scrolled box at its bottom)."""
+        shown = self.state.log[-lines:]
+        hidden = len(self.state.log) - len(shown)
+        text = html.escape("\n".join(shown))
+        more = f"… {hidden} earlier lines\n" if hidden else ""
+        return ('<pre style="margin:0;font-size:11px;line-height:1.3;white-space:pre-wrap">'
+                f"{html.escape(more)}{text}</pre>")
+
+    def flush_log(self, lines: int = 15) -> None:
+        self.log.value = self._log_html(lines)
+        self._log_dirty = False
+        self._log_flushed = time.monotonic()
+
     def tick(self) -> None:
+        """Elapsed time, and the log at most twice a second (a build logs hundreds of lines)."""
         self.elapsed.value = _elapsed(self.state.elapsed)
+        if self._log_dirty and time.monotonic() - self._log_flushed > 0.5:
+            self.flush_log()
 
     def hide_stop(self) -> None:
         """For a blocking run, where the kernel cannot receive the click: interrupt instead."""
@@ -162,6 +186,7 @@ class WidgetProgressView:
         self.detail.value = "stopping…"
 
     def _collapse(self, text: str, colour: str, keep_log: bool) -> None:
+        self.flush_log(60 if keep_log else 15)
         self.summary.value = (f'<span style="color:{colour}">'
                               f"<b>{html.escape(self.title)}</b> · {html.escape(text)}</span>")
         self.stop_button.disabled = True

@@ -18,6 +18,8 @@ RUN = [
     ProgressEvent("starting", "phase", "starting a container of mlbox/analysis:abc"),
     ProgressEvent("running", "phase", "executing analysis-cell-1.ipynb"),
     ProgressEvent("running", "log", "container stderr line"),
+    ProgressEvent("building", "log", "\x1b[0m"),  # uv colours its output: dropped when empty
+    ProgressEvent("building", "log", "\x1b[91m Downloaded pandas"),
     ProgressEvent("collecting", "phase", "copying the executed notebook out"),
 ]
 
@@ -35,14 +37,17 @@ def test_widget_model_follows_the_phases():
             assert "building" in view.phase_label.value
     assert [phase for phase, _, _ in seen] == [
         "inferring", "inferring", "building", "building", "building", "building", "building",
-        "starting", "running", "running", "collecting"]
+        "starting", "running", "running", "running", "running", "collecting"]
     # outside the build, the bar shows the phase's position among the phases
     assert seen[-1][1:] == (4, 5)
     assert "collecting" in view.phase_label.value
-    log = view.log.value.splitlines()
+    log = view.state.log
     assert "warning: foo: not installed in this kernel" in log
     assert "step 1/4: FROM python:3.11-slim AS builder" in log
     assert " ---> Using cache" in log and "container stderr line" in log
+    assert " Downloaded pandas" in log and not any("\x1b" in line or not line for line in log)
+    view.flush_log()
+    assert "container stderr line" in view.log.value and "---&gt; Using cache" in view.log.value
     assert view.log_section.selected_index is None  # the log starts collapsed
     assert view.widget.children == (view.header, view.log_section)
     assert view.elapsed.value.endswith(" s")
@@ -119,3 +124,15 @@ def test_rendering_rule(monkeypatch):
     assert isinstance(progress_view(shell, CancelToken(), quiet=True), TextProgressView)
     monkeypatch.setenv("MLBOX_PROGRESS", "text")
     assert not widgets_can_render(shell)
+
+
+def test_log_updates_are_throttled():
+    view = WidgetProgressView(CancelToken())
+    for i in range(200):
+        view.handle(ProgressEvent("building", "log", f"line {i}"))
+    assert "line 0" in view.log.value  # the first line shows at once
+    assert "line 199" not in view.log.value  # the rest waits for the next flush (≤ 0.5 s)
+    assert len(view.state.log) == 200
+    view.finish("done")
+    assert "line 199" in view.log.value and "line 184" not in view.log.value  # a tail
+    assert "… 185 earlier lines" in view.log.value
