@@ -22,7 +22,6 @@ from nbclient import NotebookClient
 from jupyter_mlbox.core.build import build_image, plan_image
 from jupyter_mlbox.core.dockerfile import default_base_image
 from jupyter_mlbox.core.engine import DockerEngine
-from jupyter_mlbox.core.events import ProgressEvent
 from jupyter_mlbox.core.notebook import new_notebook_from_cells
 from jupyter_mlbox.core.pip_settings import host_pip_settings
 from jupyter_mlbox.core.run import run_notebook

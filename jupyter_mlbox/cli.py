@@ -7,37 +7,15 @@ usage, 3 any other jupyter_mlbox error (daemon unreachable, build failed …), 1
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from pathlib import Path
 from typing import Sequence
 
 from ._version import __version__
 from .errors import CellExecutionError, MlboxError
+from .options import GPUS_HELP, gpus, key_value, positive_number
 
 EXIT_OK, EXIT_CELL_FAILED, EXIT_USAGE, EXIT_ERROR, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
-
-
-def _key_value(text: str) -> tuple[str, str]:
-    if "=" not in text:
-        raise argparse.ArgumentTypeError(f"expected NAME=VALUE, got {text!r}")
-    key, value = text.split("=", 1)
-    if not key:
-        raise argparse.ArgumentTypeError(f"expected NAME=VALUE, got {text!r}")
-    return key, value
-
-
-def _gpus(text: str) -> str:
-    if text in {"all", "none", "auto"} or text.isdigit() or text.startswith("device="):
-        return text
-    raise argparse.ArgumentTypeError("expected all, none, auto, a number or device=ID[,ID]")
-
-
-def _positive(text: str) -> float:
-    value = float(text)
-    if value <= 0:
-        raise argparse.ArgumentTypeError("must be > 0")
-    return value
 
 
 def build_parser(defaults=None) -> argparse.ArgumentParser:
@@ -81,17 +59,15 @@ def build_parser(defaults=None) -> argparse.ArgumentParser:
                            "notebook")
     run.add_argument("-o", "--output", type=Path,
                      help="where to write the executed notebook (default: <stem>.mlbox.ipynb)")
-    run.add_argument("--gpus", type=_gpus, default=defaults.gpus,
-                     help="all | none | auto | N | device=ID (default: none); auto uses GPUs "
-                          "when the daemon has NVIDIA support")
-    run.add_argument("--timeout", type=_positive, metavar="S", default=defaults.timeout,
+    run.add_argument("--gpus", type=gpus, default=defaults.gpus, help=GPUS_HELP)
+    run.add_argument("--timeout", type=positive_number, metavar="S", default=defaults.timeout,
                      help="seconds, for the whole run and for each cell")
     run.add_argument("--memory", metavar="SIZE", default=defaults.memory,
                      help="memory limit, e.g. 4g")
-    run.add_argument("--cpus", type=_positive, default=defaults.cpus, help="CPU limit, e.g. 2")
-    run.add_argument("-e", "--env", type=_key_value, action="append", default=[],
+    run.add_argument("--cpus", type=positive_number, default=defaults.cpus, help="CPU limit, e.g. 2")
+    run.add_argument("-e", "--env", type=key_value, action="append", default=[],
                      metavar="K=V", help="environment variable in the container (repeatable)")
-    run.add_argument("-p", "--parameter", type=_key_value, action="append", default=[],
+    run.add_argument("-p", "--parameter", type=key_value, action="append", default=[],
                      metavar="NAME=VALUE", help="papermill-style parameter, injected after the "
                      "cell tagged 'parameters' (repeatable)")
     export = notebook_command("export", "build a self-contained image that executes the "
@@ -116,12 +92,9 @@ def _build_options(args):
 
 
 def _plan(args):
-    from .core.build import plan_image
-    from .core.notebook import code_cell_sources, read_notebook
+    from .core.build import plan_notebook
 
-    nb = read_notebook(args.notebook)
-    return plan_image(code_cell_sources(nb), notebook_name=args.notebook.name,
-                      search_dir=args.notebook.parent, options=_build_options(args))
+    return plan_notebook(args.notebook, _build_options(args))[1]
 
 
 def _warn(lines) -> None:

@@ -32,6 +32,7 @@ from IPython.core.magic_arguments import argument, magic_arguments
 
 from .core.events import CancelToken, ProgressEvent
 from .errors import CancelledError, CellExecutionError, MlboxError, SerializationError
+from .options import GPUS_HELP, gpus, key_value, positive_number
 from .variables import (INPUT_FILE, OUTPUT_FILE, dumper_cell_source, loader_cell_source,
                         pack_variables, split_names, unpack_variables)
 from .widgets import progress_view
@@ -43,35 +44,10 @@ _NOT_CONFIGURABLE = ("--in", "--out", "--with-setup")
 _LINE_COMMANDS = ("status", "requirements", "dockerfile", "build", "run", "images", "config")
 
 
-# --- argument types (errors become UsageError through MagicArgumentParser.error) -----------------
-
-def _gpus(text: str) -> str:
-    if text in {"all", "none", "auto"} or text.isdigit() or text.startswith("device="):
-        return text
-    raise argparse.ArgumentTypeError("expected all, none, auto, a number or device=ID[,ID]")
-
-
-def _positive(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-    if value <= 0:
-        raise argparse.ArgumentTypeError("must be > 0")
-    return value
-
-
-def _key_value(text: str) -> tuple[str, str]:
-    key, sep, value = text.partition("=")
-    if not sep or not key:
-        raise argparse.ArgumentTypeError(f"expected NAME=VALUE, got {text!r}")
-    return key, value
-
+# --- arguments (type errors become UsageError through MagicArgumentParser.error) ---------------
 
 _COMMON_ARGUMENTS = [
-    argument("--gpus", type=_gpus, default=None,
-             help="all | none | auto | N | device=ID (default: none); auto uses GPUs when the "
-                  "Docker daemon has NVIDIA support and the CPU otherwise"),
+    argument("--gpus", type=gpus, default=None, help=GPUS_HELP),
     argument("--base", metavar="IMAGE", default=None,
              help="base image (default: python:<this kernel's major.minor>-slim)"),
     argument("--pip", metavar="PKG", action="append", default=[],
@@ -80,11 +56,11 @@ _COMMON_ARGUMENTS = [
              help="use this requirements file instead of inferring from imports"),
     argument("--exclude", metavar="NAME", action="append", default=[],
              help="drop this distribution from the requirements (repeatable)"),
-    argument("--timeout", type=_positive, metavar="S", default=None,
+    argument("--timeout", type=positive_number, metavar="S", default=None,
              help="seconds, for the whole run and for each cell"),
     argument("--memory", metavar="SIZE", default=None, help="memory limit, e.g. 4g"),
-    argument("--cpus", type=_positive, metavar="N", default=None, help="CPU limit, e.g. 2"),
-    argument("-e", "--env", type=_key_value, action="append", default=[], metavar="K=V",
+    argument("--cpus", type=positive_number, metavar="N", default=None, help="CPU limit, e.g. 2"),
+    argument("-e", "--env", type=key_value, action="append", default=[], metavar="K=V",
              help="environment variable in the container (repeatable)"),
     argument("--rebuild", action="store_true", help="build even if the image exists"),
     argument("-q", "--quiet", action="store_true",
@@ -566,7 +542,8 @@ class MlboxMagics(Magics):
         def work(emit, cancel):
             from .core.build import build_image, plan_image
             from .core.notebook import new_notebook_from_cells
-            from .core.run import local_files_for, run_notebook
+            from .core.build import local_files_for
+            from .core.run import run_notebook
 
             emit(ProgressEvent("inferring", "phase",
                                f"reading the imports of {request.context.described}"))
@@ -669,7 +646,7 @@ class MlboxMagics(Magics):
               help="for run: the notebook to execute (default: this kernel's notebook)")
     @argument("-o", "--output", default=None,
               help="for run: where to write the executed notebook (default <stem>.mlbox.ipynb)")
-    @argument("-p", "--parameter", type=_key_value, action="append", default=[],
+    @argument("-p", "--parameter", type=key_value, action="append", default=[],
               metavar="NAME=VALUE", help="for run: papermill-style parameter (repeatable)")
     @argument("--reset", action="store_true", help="for config: forget the defaults")
     @_with_arguments(_COMMON_ARGUMENTS)

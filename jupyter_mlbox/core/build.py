@@ -5,6 +5,7 @@ already there and nothing is built.
 """
 from __future__ import annotations
 
+import ast
 import importlib.metadata as metadata
 import time
 from dataclasses import dataclass, field
@@ -17,8 +18,13 @@ from .dockerfile import RUNTIME_PACKAGES, BuildContext, ImageSpec, default_base_
     render_build_context
 from .engine import DockerEngine
 from .events import CancelToken, ProgressCallback, ProgressEvent, ignore_progress
+from ..errors import MlboxError
 from .inference import InferenceResult, infer_requirements, installable_pin
+from .notebook import code_cell_sources, python_source, read_notebook
 from .pip_settings import PipSettings, host_pip_settings
+
+#: Local data files referenced by the notebook travel along up to this total size.
+MAX_LOCAL_FILES_BYTES = 200 * 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -44,6 +50,8 @@ class ImagePlan:
     spec: ImageSpec
     context: BuildContext
     warnings: list[str] = field(default_factory=list)
+    #: Files next to the notebook that it uses (filled when planned from a notebook file).
+    local_files: dict[str, bytes] = field(default_factory=dict)
 
     @property
     def tag(self) -> str:
@@ -78,11 +86,16 @@ def runtime_requirements(already: Iterable[str]) -> list[str]:
 def plan_image(sources: Iterable[str], *, notebook_name: str, search_dir: Path | None,
                options: BuildOptions = BuildOptions(), pip: PipSettings | None = None,
                embedded_files: Mapping[str, bytes] | None = None,
-               entry_notebook: str | None = None) -> ImagePlan:
-    """Infer requirements for ``sources`` and render the build. Pure: no Docker."""
-    inference = infer_requirements(sources, search_dir=search_dir,
-                                   requirements_file=options.requirements_file,
-                                   extra=options.pip, exclude=options.exclude)
+               entry_notebook: str | None = None,
+               inference: InferenceResult | None = None) -> ImagePlan:
+    """Infer requirements for ``sources`` (unless ``inference`` is given) and render the build.
+
+    Pure: no Docker.
+    """
+    if inference is None:
+        inference = infer_requirements(sources, search_dir=search_dir,
+                                       requirements_file=options.requirements_file,
+                                       extra=options.pip, exclude=options.exclude)
     pip = host_pip_settings() if pip is None else pip
     requirements = [r.requirement for r in inference.requirements]
     requirements += runtime_requirements(inference.names())
@@ -90,6 +103,68 @@ def plan_image(sources: Iterable[str], *, notebook_name: str, search_dir: Path |
                      base_image=options.base_image or default_base_image(), pip=pip,
                      embedded_files=dict(embedded_files or {}), entry_notebook=entry_notebook)
     return ImagePlan(inference, spec, render_build_context(spec), list(inference.warnings))
+
+
+def local_files_for(notebook_dir: Path, sources: Iterable[str],
+                    local_modules: Iterable[Path]) -> dict[str, bytes]:
+    """Files next to the notebook that it needs: its local modules and the data files it names.
+
+    A string literal in a code cell that names an existing file (or folder) below the notebook's
+    folder counts as a reference, e.g. ``pd.read_csv("data/iris.csv")``.
+    """
+    notebook_dir = notebook_dir.resolve()
+    wanted: set[Path] = {Path(p).resolve() for p in local_modules}
+    for source in sources:
+        try:
+            tree = ast.parse(python_source(source))
+        except SyntaxError:
+            continue
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Constant) and isinstance(node.value, str) \
+                    and 0 < len(node.value) < 300 and "\n" not in node.value:
+                candidate = (notebook_dir / node.value).resolve()
+                if candidate != notebook_dir and notebook_dir in candidate.parents \
+                        and candidate.exists():
+                    wanted.add(candidate)
+    files: dict[str, bytes] = {}
+    total = 0
+    for path in sorted(wanted):
+        members = [path] if path.is_file() else sorted(p for p in path.rglob("*") if p.is_file()
+                                                        and "__pycache__" not in p.parts)
+        for member in members:
+            total += member.stat().st_size
+            if total > MAX_LOCAL_FILES_BYTES:
+                raise MlboxError(f"the local files this notebook uses exceed "
+                                 f"{MAX_LOCAL_FILES_BYTES // 2**20} MB; put large data where the "
+                                 f"container can download it")
+            files[member.relative_to(notebook_dir).as_posix()] = member.read_bytes()
+    return files
+
+
+def plan_notebook(path: str | Path, options: BuildOptions = BuildOptions(), *,
+                  on_event: ProgressCallback = ignore_progress, self_contained: bool = False,
+                  pip: PipSettings | None = None):
+    """Read the notebook at ``path`` and plan its image; return ``(notebook, plan)``.
+
+    ``self_contained`` bakes the notebook and its local files into the image and makes it
+    execute the notebook when run (``jupyter mlbox export``).
+    """
+    path = Path(path)
+    nb = read_notebook(path)
+    on_event(ProgressEvent("inferring", "phase", f"reading the imports of {path.name}"))
+    sources = code_cell_sources(nb)
+    inference = infer_requirements(sources, search_dir=path.parent,
+                                   requirements_file=options.requirements_file,
+                                   extra=options.pip, exclude=options.exclude)
+    files = local_files_for(path.parent, sources, inference.local_modules)
+    embedded = {**files, path.name: path.read_bytes()} if self_contained else None
+    plan = plan_image(sources, notebook_name=path.name, search_dir=path.parent,
+                      options=options, pip=pip, embedded_files=embedded,
+                      entry_notebook=path.name if self_contained else None, inference=inference)
+    plan.local_files = files
+    for warning in plan.warnings:
+        on_event(ProgressEvent("inferring", "warning", warning))
+    return nb, plan
 
 
 def build_image(engine: DockerEngine, plan: ImagePlan, *, rebuild: bool = False,

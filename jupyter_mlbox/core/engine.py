@@ -13,7 +13,7 @@ import re
 import tarfile
 import threading
 from dataclasses import dataclass
-from typing import Callable, Iterable, Mapping
+from typing import Callable, Mapping
 
 import docker
 import docker.errors

@@ -16,11 +16,9 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from .build import BuildOptions, build_image, plan_image
+from .build import BuildOptions, build_image, plan_notebook
 from .engine import DockerEngine
 from .events import CancelToken, ProgressCallback, ProgressEvent, ignore_progress
-from .notebook import code_cell_sources, read_notebook
-from .run import local_files_for
 
 
 @dataclass(frozen=True)
@@ -42,18 +40,7 @@ def export_image(engine: DockerEngine, path: str | Path, tag: str, *,
     started = time.monotonic()
     path = Path(path)
     tag = _normalized_tag(tag)
-    nb = read_notebook(path)
-    on_event(ProgressEvent("inferring", "phase", f"reading the imports of {path.name}"))
-    sources = code_cell_sources(nb)
-    # A first plan finds the local modules; the files it embeds depend on them.
-    probe = plan_image(sources, notebook_name=path.name, search_dir=path.parent,
-                       options=build_options)
-    files = local_files_for(path.parent, sources, probe.inference.local_modules)
-    files[path.name] = path.read_bytes()
-    plan = plan_image(sources, notebook_name=path.name, search_dir=path.parent,
-                      options=build_options, embedded_files=files, entry_notebook=path.name)
-    for warning in plan.warnings:
-        on_event(ProgressEvent("inferring", "warning", warning))
+    _, plan = plan_notebook(path, build_options, on_event=on_event, self_contained=True)
     if cancel is not None:
         cancel.raise_if_cancelled()
     build = build_image(engine, plan, rebuild=build_options.rebuild, on_event=on_event,

@@ -5,7 +5,6 @@ code works against a remote ``DOCKER_HOST``. The container is removed in every c
 """
 from __future__ import annotations
 
-import ast
 import json
 import re
 import time
@@ -18,17 +17,14 @@ from nbformat import NotebookNode
 
 from ..errors import (CellExecutionError, GPUUnavailableError, KernelDiedError, MlboxError,
                       RunTimeoutError)
-from .build import BuildOptions, BuildResult, build_image, plan_image
+from .build import BuildOptions, BuildResult, build_image, plan_notebook
 from .container_runner import EXIT_CELL_ERROR, EXIT_KERNEL_DIED, EXIT_OK, EXIT_TIMEOUT
 from .dockerfile import MANAGED_LABEL, RUNNER, WORKDIR
 from .engine import DockerEngine
 from .events import CancelToken, ProgressCallback, ProgressEvent, ignore_progress
-from .notebook import code_cell_sources, default_output_path, read_notebook, \
-    write_notebook_atomic
+from .notebook import default_output_path, write_notebook_atomic
 
 OUTPUT_DIR = ".mlbox-out"
-#: Local data files referenced by the notebook travel along up to this total size.
-MAX_LOCAL_FILES_BYTES = 200 * 1024 * 1024
 _ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 
 
@@ -57,48 +53,6 @@ class RunResult:
 
 def strip_ansi(text: str) -> str:
     return _ANSI.sub("", text)
-
-
-def local_files_for(notebook_dir: Path, sources: Iterable[str],
-                    local_modules: Iterable[Path]) -> dict[str, bytes]:
-    """Files next to the notebook that it needs: its local modules and the data files it names.
-
-    A string literal in a code cell that names an existing file (or folder) below the notebook's
-    folder counts as a reference, e.g. ``pd.read_csv("data/iris.csv")``.
-    """
-    notebook_dir = notebook_dir.resolve()
-    wanted: set[Path] = {Path(p).resolve() for p in local_modules}
-    for source in sources:
-        try:
-            tree = ast.parse(_python(source))
-        except SyntaxError:
-            continue
-        for node in ast.walk(tree):
-            if isinstance(node, ast.Constant) and isinstance(node.value, str) \
-                    and 0 < len(node.value) < 300 and "\n" not in node.value:
-                candidate = (notebook_dir / node.value).resolve()
-                if candidate != notebook_dir and notebook_dir in candidate.parents \
-                        and candidate.exists():
-                    wanted.add(candidate)
-    files: dict[str, bytes] = {}
-    total = 0
-    for path in sorted(wanted):
-        members = [path] if path.is_file() else sorted(p for p in path.rglob("*") if p.is_file()
-                                                        and "__pycache__" not in p.parts)
-        for member in members:
-            total += member.stat().st_size
-            if total > MAX_LOCAL_FILES_BYTES:
-                raise MlboxError(f"the local files this notebook uses exceed "
-                                 f"{MAX_LOCAL_FILES_BYTES // 2**20} MB; put large data where the "
-                                 f"container can download it")
-            files[member.relative_to(notebook_dir).as_posix()] = member.read_bytes()
-    return files
-
-
-def _python(source: str) -> str:
-    from .notebook import python_source
-
-    return python_source(source)
 
 
 def _failure_message(outcome: Mapping, fallback: str) -> str:
@@ -210,18 +164,11 @@ def run_notebook_file(engine: DockerEngine, path: str | Path, *, output: str | P
     output = Path(output) if output else default_output_path(path)
     if output.resolve() == path.resolve():
         raise MlboxError(f"the output {output} would overwrite the input notebook")
-    nb = read_notebook(path)
-    on_event(ProgressEvent("inferring", "phase", f"reading the imports of {path.name}"))
-    sources = code_cell_sources(nb)
-    plan = plan_image(sources, notebook_name=path.name, search_dir=path.parent,
-                      options=build_options)
-    for warning in plan.warnings:
-        on_event(ProgressEvent("inferring", "warning", warning))
+    nb, plan = plan_notebook(path, build_options, on_event=on_event)
     build = build_image(engine, plan, rebuild=build_options.rebuild, on_event=on_event,
                         cancel=cancel)
-    files = local_files_for(path.parent, sources, plan.inference.local_modules)
     try:
-        result = run_notebook(engine, build.tag, nb, name=path.name, files=files,
+        result = run_notebook(engine, build.tag, nb, name=path.name, files=plan.local_files,
                               options=options, on_event=on_event, cancel=cancel)
     except CellExecutionError as err:
         if err.notebook is not None:

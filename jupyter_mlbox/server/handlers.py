@@ -390,19 +390,10 @@ class StatusHandler(MlboxHandler):
 
 
 def _plan(path: Path, options, on_event=None):
-    from ..core.build import plan_image
-    from ..core.events import ProgressEvent
-    from ..core.notebook import code_cell_sources, read_notebook
+    from ..core.build import plan_notebook
+    from ..core.events import ignore_progress
 
-    nb = read_notebook(path)
-    if on_event is not None:
-        on_event(ProgressEvent("inferring", "phase", f"reading the imports of {path.name}"))
-    plan = plan_image(code_cell_sources(nb), notebook_name=path.name, search_dir=path.parent,
-                      options=options)
-    if on_event is not None:
-        for warning in plan.warnings:
-            on_event(ProgressEvent("inferring", "warning", warning))
-    return plan
+    return plan_notebook(path, options, on_event=on_event or ignore_progress)[1]
 
 
 def _relative(path: Path, root: Path) -> str:

@@ -1,14 +1,13 @@
 """The nbformat round trip against the real daemon: outputs, failures, limits, cleanup."""
 from __future__ import annotations
 
-import json
 
 import nbformat
 import pytest
 
-from jupyter_mlbox.core.build import BuildOptions, build_image, plan_image
+from jupyter_mlbox.core.build import build_image, plan_image
 from jupyter_mlbox.core.run import RunOptions, run_notebook_file
-from jupyter_mlbox.errors import (CellExecutionError, KernelDiedError, RunTimeoutError)
+from jupyter_mlbox.errors import (KernelDiedError, RunTimeoutError)
 
 from .helpers import cli, make_notebook, outputs
 
@@ -170,6 +169,18 @@ def test_host_pip_warnings_come_with_builds_not_with_every_requirements_listing(
     env = {"PIP_CONFIG_FILE": str(conf)}
     listing = cli("requirements", str(path), env=env)
     assert "file:///nowhere/simple" not in listing.stderr
+    # The same settings in-process name the image; remove it so the CLI really builds (the
+    # layer cache keeps that quick).
+    import os
+
+    from jupyter_mlbox.core.build import BuildOptions, plan_image
+    from jupyter_mlbox.core.pip_settings import host_pip_settings
+
+    pip = host_pip_settings({**os.environ, **env})
+    tag = plan_image(["import numpy"], notebook_name=path.name, search_dir=tmp_path,
+                     options=BuildOptions(pip=("six",)), pip=pip).tag
+    if engine.image_exists(tag):
+        engine.remove_image(tag, force=True)
     build = cli("build", str(path), "--pip", "six", env=env)
     assert build.returncode == 0, build.stderr
     assert "file:///nowhere/simple is local to this host" in build.stderr

@@ -1,10 +1,8 @@
 """Reading, writing and parameterising notebooks (no Docker)."""
 from __future__ import annotations
 
-import json
 import os
 
-import nbformat
 import pytest
 
 from jupyter_mlbox.core.container_runner import inject_parameters, parse_parameter_value
