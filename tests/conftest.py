@@ -2,7 +2,9 @@
 them (it never skips them), elsewhere they skip with the reason."""
 from __future__ import annotations
 
+import contextlib
 import os
+import time
 from pathlib import Path
 
 import pytest
@@ -31,11 +33,29 @@ def engine():
     return engine
 
 
+@contextlib.contextmanager
+def containers_not_left_behind(engine, counts=lambda labels: True, grace_seconds: float = 120):
+    """Fail if a jupyter_mlbox container (among those ``counts`` selects by labels) created
+    inside the block outlives it.
+
+    A container still being removed when the block ends gets a grace period: a real leak stays,
+    and one removed in time does not count."""
+    def present() -> dict[str, dict]:
+        return {c.id: c.labels or {} for c in engine.list_containers(f"{MANAGED_LABEL}=true")
+                if counts(c.labels or {})}
+
+    before = present()
+    yield
+    leaked = {k: v for k, v in present().items() if k not in before}
+    deadline = time.monotonic() + grace_seconds
+    while leaked and time.monotonic() < deadline:
+        time.sleep(2)
+        leaked = {k: v for k, v in present().items() if k in leaked}
+    assert not leaked, f"containers left behind: {leaked}"
+
+
 @pytest.fixture
 def no_leftover_containers(engine):
     """Fails the test if it leaves a jupyter_mlbox container behind."""
-    before = {c.id for c in engine.list_containers(MANAGED_LABEL)}
-    yield
-    after = {c.id for c in engine.list_containers(MANAGED_LABEL)}
-    leaked = after - before
-    assert not leaked, f"containers left behind: {leaked}"
+    with containers_not_left_behind(engine):
+        yield

@@ -192,7 +192,7 @@ def build_image(engine: DockerEngine, plan: ImagePlan, *, rebuild: bool = False,
         plan.context.tar_bytes(), tag,
         on_line=lambda line: on_event(ProgressEvent("building", "log", line)),
         on_step=lambda i, n, text: on_event(ProgressEvent("building", "step", text, i, n)),
-        cancel=cancel, nocache=rebuild)
+        cancel=cancel, nocache=rebuild, step_label=plan.context.step_label)
     size = engine.image_attrs(tag).get("Size", 0)
     on_event(ProgressEvent("building", "info", f"built {tag} ({size / 1e6:.0f} MB)"))
     return BuildResult(tag, True, size, time.monotonic() - started)

@@ -24,7 +24,6 @@ from ..errors import (BuildError, CancelledError, DaemonUnavailableError, GPUUna
 from .events import CancelToken
 
 _STEP = re.compile(r"^Step (\d+)/(\d+) : (.*)")
-_RUNNING_IN = re.compile(r"^\s*---> Running in ([0-9a-f]{12,64})")
 _NO_GPU_DRIVER = "could not select device driver"
 
 GPU_HELP = ("GPUs were requested but this Docker daemon has no NVIDIA support: install the "
@@ -193,11 +192,13 @@ class DockerEngine:
 
     def build(self, context_tar: bytes, tag: str, *, on_line: Callable[[str], None],
               on_step: Callable[[int, int, str], None], cancel: CancelToken | None = None,
-              nocache: bool = False) -> str:
+              nocache: bool = False, step_label: tuple[str, str] | None = None) -> str:
         """Build with the classic builder; return the image id.
 
         The build runs in a worker thread on a client of its own, so that Stop/Ctrl-C can close
-        that client's connection, which makes dockerd abort the build.
+        that client's connection, which makes dockerd abort the build. dockerd then keeps the
+        aborted step's container; ``step_label`` (a LABEL the Dockerfile sets on its build
+        steps) finds and removes it.
         """
         api = docker.APIClient(version=self._client.api.api_version, timeout=None,
                                **self._connect_kwargs)
@@ -220,9 +221,6 @@ class DockerEngine:
                         if not line.strip():
                             continue
                         log.append(line)
-                        running = _RUNNING_IN.match(line)
-                        if running:
-                            state["container"] = running.group(1)
                         match = _STEP.match(line)
                         if match:
                             state["step"] = line
@@ -243,7 +241,7 @@ class DockerEngine:
         except BaseException:
             api.close()  # dockerd aborts a classic build whose client went away …
             worker.join(timeout=10)
-            self._remove_build_container(state.get("container"))  # … but keeps its container
+            self._remove_step_containers(step_label)  # … but keeps the step's container
             raise
         finally:
             api.close()
@@ -256,16 +254,28 @@ class DockerEngine:
                              log="\n".join(log))
         return state["image"] or self.image_attrs(tag)["Id"]
 
-    def _remove_build_container(self, container_id: str | None) -> None:
-        """Remove the intermediate container of an aborted classic build (dockerd leaves it)."""
-        if not container_id:
+    def _remove_step_containers(self, step_label: tuple[str, str] | None) -> None:
+        """Remove the containers of an aborted classic build's steps (dockerd leaves them)."""
+        if step_label is None:
             return
-        try:
-            self._client.containers.get(container_id).remove(force=True)
-        except docker.errors.NotFound:
-            pass
-        except docker.errors.APIError:
-            pass  # best effort: the build is being aborted anyway
+        import time
+
+        quiet_checks = 0
+        for _ in range(30):  # dockerd may still be tearing the step down
+            try:
+                found = self._client.containers.list(
+                    all=True, filters={"label": f"{step_label[0]}={step_label[1]}"})
+            except docker.errors.APIError:
+                return
+            for container in found:
+                try:
+                    container.remove(force=True)
+                except docker.errors.APIError:
+                    pass  # already going; the next round sees
+            quiet_checks = quiet_checks + 1 if not found else 0
+            if quiet_checks >= 3:
+                return
+            time.sleep(0.3)
 
     # --- containers ----------------------------------------------------------------------------
 

@@ -46,6 +46,7 @@ def test_final_image_labels_user_and_gpu_environment(built, engine):
     assert labels["io.jupyter-mlbox.requirements-sha256"] == built.context.labels[
         "io.jupyter-mlbox.requirements-sha256"]
     assert labels["io.jupyter-mlbox.version"]
+    assert "io.jupyter-mlbox.build-step" not in labels
     assert config["User"] == "1000"
     assert "NVIDIA_DRIVER_CAPABILITIES=compute,utility" in config["Env"]
 

@@ -68,3 +68,26 @@ def test_ctrl_c_during_build_stops_it_and_leaves_no_container(tmp_path, engine):
             break
         time.sleep(1)
     assert all_containers() - before == set()
+
+
+def test_cancel_at_the_start_of_a_build_step_leaves_no_step_container(tmp_path, engine):
+    """Cancelled right when dockerd announces the dependency step, before the step's container
+    has a name on the stream: dockerd keeps that container, the engine must find it anyway."""
+    from jupyter_mlbox.core.build import build_image, plan_image
+    from jupyter_mlbox.core.events import CancelToken
+    from jupyter_mlbox.errors import CancelledError
+
+    before = all_containers()
+    plan = plan_image(["import numpy"], notebook_name="cancel-step.ipynb", search_dir=tmp_path)
+    cancel = CancelToken()
+
+    def on_event(event):
+        if event.kind == "step" and "uv pip install" in event.message:
+            cancel.cancel()
+
+    with pytest.raises(CancelledError):
+        build_image(engine, plan, rebuild=True, on_event=on_event, cancel=cancel)
+    label = "=".join(plan.context.step_label)
+    assert not engine._client.containers.list(all=True, filters={"label": label})
+    assert all_containers() - before == set()
+    assert not engine.image_exists(plan.tag)

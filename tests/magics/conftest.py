@@ -21,30 +21,16 @@ def shared_image(engine, tmp_path_factory):
 def no_leftover_cell_containers(engine):
     """Fails the test if a container of a %%mlbox cell (or %mlbox run) outlives it.
 
-    Like tests/conftest.py's ``no_leftover_containers`` (same label filter), but counting only
-    the containers these front ends create — their notebook label ends in ``-cell-<id>.ipynb``
-    or names a ``magics-*`` notebook of these tests. Another run of this suite on the same
-    daemon (a CI clone, say) may have such a container alive at teardown; it removes it within
-    seconds, while a real leak stays: so a new container only counts as left behind when it is
-    still there after a grace period."""
-    import time
+    Counts only the containers these front ends create — their notebook label ends in
+    ``-cell-<id>.ipynb`` or names a ``magics-*`` notebook of these tests — so another run on the
+    same daemon (a CI clone, say) does not count against this one."""
+    from jupyter_mlbox.core.dockerfile import NOTEBOOK_LABEL
 
-    from jupyter_mlbox.core.dockerfile import MANAGED_LABEL, NOTEBOOK_LABEL
+    from ..conftest import containers_not_left_behind
 
-    def ours():
-        found = {}
-        for container in engine.list_containers(f"{MANAGED_LABEL}=true"):
-            notebook = (container.labels or {}).get(NOTEBOOK_LABEL, "")
-            if "-cell-" in notebook or notebook.startswith("magics-"):
-                found[container.id] = notebook
-        return found
+    def ours(labels):
+        notebook = labels.get(NOTEBOOK_LABEL, "")
+        return "-cell-" in notebook or notebook.startswith("magics-")
 
-    before = ours()
-    yield
-    leaked = {k: v for k, v in ours().items() if k not in before}
-    deadline = time.monotonic() + 120
-    while leaked and time.monotonic() < deadline:
-        time.sleep(2)
-        still = ours()
-        leaked = {k: v for k, v in leaked.items() if k in still}
-    assert not leaked, f"containers left behind: {leaked}"
+    with containers_not_left_behind(engine, ours):
+        yield

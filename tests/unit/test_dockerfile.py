@@ -30,6 +30,7 @@ def test_multi_stage_non_root_and_requirements_before_what_changes_often():
     final = text.split("\nFROM ", 2)[2]
     assert "COPY --from=builder /opt/venv /opt/venv" in final
     assert "mlbox-build" not in final  # no CA, pip config or requirements in the final stage
+    assert "io.jupyter-mlbox.build-step" not in final  # the step label marks the builder only
     assert "USER 1000" in final
     assert "NVIDIA_DRIVER_CAPABILITIES=compute,utility" in final
     assert text.index("uv pip install") < text.index("COPY runner.py")
