@@ -10,6 +10,7 @@ from __future__ import annotations
 import io
 import os
 import re
+import socket
 import tarfile
 import threading
 from dataclasses import dataclass
@@ -44,6 +45,38 @@ def gpu_device_requests(gpus: str) -> list[DeviceRequest]:
         return [DeviceRequest(device_ids=gpus[len("device="):].split(","),
                               capabilities=[["gpu"]])]
     raise MlboxError(f"--gpus {gpus!r}: expected all, none, auto, a number or device=ID[,ID]")
+
+
+class _BuildAPIClient(docker.APIClient):
+    """An APIClient that keeps the build's streaming response, so a cancel can cut it.
+
+    Closing the client is not enough: the connection a stream is read from is checked out of
+    the pool, and dockerd goes on building while it stays open.
+    """
+
+    response = None
+
+    def _stream_helper(self, response, decode=False):
+        self.response = response
+        return super()._stream_helper(response, decode=decode)
+
+    def abort_stream(self) -> None:
+        """Shut the stream's socket down (which wakes the reading thread) and close it."""
+        response = self.response
+        if response is None:
+            return
+        connection = getattr(response.raw, "_connection", None) or getattr(
+            getattr(response.raw, "_fp", None), "fp", None)
+        sock = getattr(connection, "sock", None)
+        if sock is not None:
+            try:
+                sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+        try:
+            response.close()
+        except Exception:  # noqa: BLE001 - best effort on an already broken stream
+            pass
 
 
 def _explain(err: Exception) -> str:
@@ -200,8 +233,8 @@ class DockerEngine:
         aborted step's container; ``step_label`` (a LABEL the Dockerfile sets on its build
         steps) finds and removes it.
         """
-        api = docker.APIClient(version=self._client.api.api_version, timeout=None,
-                               **self._connect_kwargs)
+        api = _BuildAPIClient(version=self._client.api.api_version, timeout=None,
+                              **self._connect_kwargs)
         log: list[str] = []
         state: dict = {"step": None, "error": None, "image": None}
         done = threading.Event()
@@ -239,7 +272,7 @@ class DockerEngine:
                 if cancel is not None and cancel.cancelled:
                     raise CancelledError("build cancelled")
         except BaseException:
-            api.close()  # dockerd aborts a classic build whose client went away …
+            api.abort_stream()  # dockerd aborts a classic build whose client went away …
             worker.join(timeout=10)
             self._remove_step_containers(step_label)  # … but keeps the step's container
             raise

@@ -90,4 +90,7 @@ def test_cancel_at_the_start_of_a_build_step_leaves_no_step_container(tmp_path, 
     label = "=".join(plan.context.step_label)
     assert not engine._client.containers.list(all=True, filters={"label": label})
     assert all_containers() - before == set()
+    # The build really stopped: it does not finish in the background later.
+    time.sleep(45)
     assert not engine.image_exists(plan.tag)
+    assert all_containers() - before == set()
