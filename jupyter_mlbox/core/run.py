@@ -55,12 +55,17 @@ def strip_ansi(text: str) -> str:
     return _ANSI.sub("", text)
 
 
-def _failure_message(outcome: Mapping, fallback: str) -> str:
+def _failed_cell(outcome: Mapping) -> str:
+    """``cell 3`` (1-based, as a user counts), or ``a cell`` when the runner could not tell."""
     cell = outcome.get("failed_cell")
-    where = f"cell {cell + 1}" if isinstance(cell, int) else "a cell"
+    return f"cell {cell + 1}" if isinstance(cell, int) else "a cell"
+
+
+def _failure_message(outcome: Mapping) -> str:
     traceback = strip_ansi(outcome.get("traceback") or "").strip()
-    head = f"{where} raised {outcome.get('ename', 'an error')}: {outcome.get('evalue', '')}"
-    return f"{head}\n{traceback}" if traceback else head or fallback
+    head = (f"{_failed_cell(outcome)} raised {outcome.get('ename', 'an error')}: "
+            f"{outcome.get('evalue', '')}")
+    return f"{head}\n{traceback}" if traceback else head
 
 
 def run_notebook(engine: DockerEngine, image: str, nb: NotebookNode, *,
@@ -131,18 +136,16 @@ def run_notebook(engine: DockerEngine, image: str, nb: NotebookNode, *,
         raise KernelDiedError(f"the container ran out of memory (limit {options.memory}); "
                               f"raise --memory", notebook=executed)
     if outcome.exit_code == EXIT_KERNEL_DIED:
-        raise KernelDiedError(
-            "the kernel died while executing " + _failure_message(status, "a cell").split(
-                " raised ")[0] + (" (out of memory?)" if options.memory else "")
-            + f": {strip_ansi(status.get('evalue', ''))[:300]}", notebook=executed)
+        hint = " (out of memory?)" if options.memory else ""
+        raise KernelDiedError(f"the kernel died while executing {_failed_cell(status)}{hint}: "
+                              f"{strip_ansi(status.get('evalue', ''))[:300]}", notebook=executed)
     if outcome.exit_code == EXIT_CELL_ERROR:
-        raise CellExecutionError(_failure_message(status, "a cell failed"), notebook=executed,
+        raise CellExecutionError(_failure_message(status), notebook=executed,
                                  ename=status.get("ename", ""), evalue=status.get("evalue", ""),
                                  traceback=strip_ansi(status.get("traceback", "")))
     if outcome.exit_code != EXIT_OK or executed is None:
         raise MlboxError(f"the container exited with status {outcome.exit_code}"
-                         + (f" (killed: out of memory, limit {options.memory})"
-                            if outcome.exit_code == 137 else "")
+                         + (" (killed)" if outcome.exit_code == 137 else "")
                          + f"; its last output:\n{logs.strip()[-2000:]}")
     on_event(ProgressEvent("done", "phase",
                            f"ran in {result.seconds:.1f} s on {'GPU' if result.gpu else 'CPU'}"))
