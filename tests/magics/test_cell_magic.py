@@ -4,9 +4,9 @@ from __future__ import annotations
 import base64
 import re
 
-import nbformat
 import pytest
 
+from ..integration.helpers import make_notebook
 from .helpers import COMMON_IMPORTS, execute_notebook, of_type, own_stderr, streams
 
 pytestmark = [pytest.mark.docker, pytest.mark.usefixtures("no_leftover_cell_containers")]
@@ -133,11 +133,8 @@ def test_second_cell_reuses_the_image(tmp_path, shared_image):
 def test_session_notebook_decides_dependencies_and_widgets_render(tmp_path, shared_image):
     """With a Jupyter session (JPY_SESSION_NAME) the requirements come from the notebook file,
     not the kernel's history, and progress is an ipywidgets view that collapses when done."""
-    session = tmp_path / "analysis.ipynb"
-    saved = nbformat.v4.new_notebook()
-    saved.cells = [nbformat.v4.new_code_cell(COMMON_IMPORTS),
-                   nbformat.v4.new_code_cell("%%mlbox\nprint('x')")]
-    nbformat.write(saved, session)
+    session = make_notebook(tmp_path, [COMMON_IMPORTS, "%%mlbox\nprint('x')"],
+                            name="analysis.ipynb")
     nb = execute_notebook([
         LOAD,
         "%mlbox requirements",

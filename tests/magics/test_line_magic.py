@@ -4,17 +4,15 @@ from __future__ import annotations
 import nbformat
 import pytest
 
+from ..integration.helpers import make_notebook
 from .helpers import COMMON_IMPORTS, execute_notebook, of_type, streams
 
 pytestmark = [pytest.mark.docker, pytest.mark.usefixtures("no_leftover_cell_containers")]
 
 
 def test_line_commands(tmp_path, shared_image):
-    other = tmp_path / "magics-other.ipynb"
-    saved = nbformat.v4.new_notebook()
-    saved.cells = [nbformat.v4.new_code_cell(COMMON_IMPORTS),
-                   nbformat.v4.new_code_cell("print('ran in a container', 3 * 3)")]
-    nbformat.write(saved, other)
+    other = make_notebook(tmp_path, [COMMON_IMPORTS, "print('ran in a container', 3 * 3)"],
+                          name="magics-other.ipynb")
     nb = execute_notebook([
         "%load_ext jupyter_mlbox",
         COMMON_IMPORTS,
