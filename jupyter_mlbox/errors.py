@@ -1,12 +1,20 @@
 """Every error jupyter_mlbox raises on purpose, each with a message a user can act on.
 
-Front ends catch ``MlboxError`` and show ``str(err)``; anything else is a bug.
+Front ends catch ``MlboxError`` and show ``str(err)`` (one sentence, sometimes a few lines);
+what a front end may want to show beside it (a build log, the failed cell, where the executed
+notebook was written) is a field, never baked into the message.
 """
 from __future__ import annotations
 
 
 class MlboxError(Exception):
     """Root of jupyter_mlbox's errors."""
+
+
+class OptionError(MlboxError, ValueError):
+    """An option has a value it cannot take (``--gpus lots``, ``options.memory: 12 parsecs``).
+
+    The CLI exits 2 with it, the magics raise a UsageError, the server answers 400."""
 
 
 class NotebookError(MlboxError):
@@ -17,38 +25,65 @@ class RequirementError(MlboxError):
     """A requirement is not a valid PEP 508 requirement (or could not be resolved)."""
 
 
-class DaemonUnavailableError(MlboxError):
+# --- the engine -----------------------------------------------------------------------------------
+
+class EngineError(MlboxError):
+    """The container engine refused or failed an operation (the message says which)."""
+
+
+class DaemonUnavailableError(EngineError):
     """No Docker daemon answers where we looked."""
 
 
-class GPUUnavailableError(MlboxError):
+class GPUUnavailableError(EngineError):
     """GPUs were requested but the daemon has no NVIDIA support."""
 
 
-class ImageNotFoundError(MlboxError):
+class ImageNotFoundError(EngineError):
     """An image that was asked for does not exist."""
 
 
-class BuildError(MlboxError):
-    """A docker build failed; carries the failing step and the tail of the build log."""
+class ConflictError(EngineError):
+    """The engine refused because something else holds the object (an image a container uses)."""
+
+
+class PushError(EngineError):
+    """Pushing an image to its registry failed."""
+
+
+class BuildError(EngineError):
+    """A docker build failed. ``step`` is the failing Dockerfile step, ``log`` the whole build
+    log (``log_tail()`` for the end of it)."""
 
     def __init__(self, message: str, *, step: str | None = None, log: str = "") -> None:
         self.step = step
         self.log = log
-        detail = f"\nfailing step: {step}" if step else ""
-        tail = "\n".join(log.rstrip().splitlines()[-25:])
-        super().__init__(f"{message}{detail}" + (f"\n--- build log (tail) ---\n{tail}" if tail else ""))
+        super().__init__(message + (f" (at {step})" if step else ""))
 
+    def log_tail(self, lines: int = 25) -> str:
+        return "\n".join(self.log.rstrip().splitlines()[-lines:])
+
+
+# --- running ----------------------------------------------------------------------------------------
 
 class CellExecutionError(MlboxError):
-    """A cell raised inside the container. The executed notebook (up to the failure) is kept."""
+    """A cell raised inside the container.
+
+    ``notebook`` is the executed notebook up to the failure, ``failed_cell`` the 0-based index
+    of the failing cell in it (None when the runner could not tell), ``image`` the tag it ran
+    in and ``output_path`` where the executed notebook was written (None when nowhere).
+    """
 
     def __init__(self, message: str, *, notebook=None, ename: str = "", evalue: str = "",
-                 traceback: str = "") -> None:
+                 traceback: str = "", failed_cell: int | None = None,
+                 image: str | None = None, output_path=None) -> None:
         self.notebook = notebook
         self.ename = ename
         self.evalue = evalue
         self.traceback = traceback
+        self.failed_cell = failed_cell
+        self.image = image
+        self.output_path = output_path
         super().__init__(message)
 
 
@@ -56,12 +91,25 @@ class KernelDiedError(CellExecutionError):
     """The kernel inside the container died (os._exit, segfault, out of memory)."""
 
 
+class ContainerExitError(MlboxError):
+    """The container ended without running the notebook (it exited early or was killed);
+    ``exit_code`` and the tail of its output (``logs``) say how."""
+
+    def __init__(self, message: str, *, exit_code: int | None = None, logs: str = "") -> None:
+        self.exit_code = exit_code
+        self.logs = logs
+        super().__init__(message)
+
+
 class RunTimeoutError(MlboxError):
     """The run took longer than its timeout; the container was removed."""
 
 
-class CancelledError(MlboxError):
-    """The user stopped the build or run (Stop button, Ctrl-C, DELETE job)."""
+class UserCancelledError(MlboxError):
+    """The user stopped the build or run (Stop button, Ctrl-C, DELETE job).
+
+    Not named CancelledError, so it never shadows ``asyncio.CancelledError`` where both are
+    handled."""
 
 
 class SerializationError(MlboxError):

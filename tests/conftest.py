@@ -13,17 +13,35 @@ from jupyter_mlbox.core.dockerfile import MANAGED_LABEL, default_base_image
 from jupyter_mlbox.errors import DaemonUnavailableError
 
 ROOT = Path(__file__).resolve().parents[1]
-FIXTURES = Path(__file__).parent / "fixtures"
 EXAMPLES = ROOT / "example_notebooks"
+
+
+def write_notebook(path: Path, cells, *, name: str | None = None) -> Path:
+    """The one notebook factory of the tests: write a v4 notebook of code ``cells`` (each a
+    source, or ``(source, tags)``) to ``path`` (or to ``path / name`` when ``name`` is given;
+    parent folders are made) and return where it went."""
+    import nbformat
+
+    from jupyter_mlbox.core.notebook import new_notebook_from_cells
+
+    path = Path(path) / name if name else Path(path)
+    pairs = [(cell, []) if isinstance(cell, str) else cell for cell in cells]
+    nb = new_notebook_from_cells([source for source, _ in pairs])
+    for cell, (_, tags) in zip(nb.cells, pairs):
+        if tags:
+            cell.metadata["tags"] = list(tags)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    nbformat.write(nb, path)
+    return path
 
 
 @pytest.fixture(scope="session")
 def engine():
     """The real Docker daemon (DOCKER_HOST or the local socket)."""
-    from jupyter_mlbox.core.engine import DockerEngine
+    from jupyter_mlbox.core.engine import connect
 
     try:
-        engine = DockerEngine.connect()
+        engine = connect()
     except DaemonUnavailableError as err:
         if os.environ.get("CI"):
             pytest.fail(f"CI needs a Docker daemon: {err}")

@@ -16,26 +16,16 @@ from packaging.utils import canonicalize_name
 
 from .dockerfile import RUNTIME_PACKAGES, BuildContext, ImageSpec, default_base_image, \
     render_build_context
-from .engine import DockerEngine
+from .engine import Engine
 from .events import CancelToken, ProgressCallback, ProgressEvent, ignore_progress
 from ..errors import MlboxError
+from .options import BuildOptions
 from .inference import InferenceResult, infer_requirements, installable_pin
 from .notebook import code_cell_sources, python_source, read_notebook
 from .pip_settings import PipSettings, host_pip_settings
 
 #: Local data files referenced by the notebook travel along up to this total size.
 MAX_LOCAL_FILES_BYTES = 200 * 1024 * 1024
-
-
-@dataclass(frozen=True)
-class BuildOptions:
-    """What a user can say about the image (CLI flags, magic arguments, server options)."""
-
-    base_image: str | None = None
-    pip: tuple[str, ...] = ()
-    requirements_file: Path | None = None
-    exclude: tuple[str, ...] = ()
-    rebuild: bool = False
 
 
 @dataclass
@@ -57,6 +47,18 @@ class ImagePlan:
     def tag(self) -> str:
         return self.context.tag
 
+    def as_dict(self) -> dict:
+        return {"tag": self.tag, "warnings": list(self.warnings),
+                "requirements": [{"requirement": r.requirement, "origin": r.origin,
+                                  "imports": list(r.imports)}
+                                 for r in self.inference.requirements],
+                "local_modules": [str(p) for p in self.inference.local_modules],
+                "dockerfile": self.context.dockerfile}
+
+    def summary(self) -> str:
+        return (f"{len(self.inference.requirements)} requirements → {self.tag}"
+                + (f" ({len(self.warnings)} warnings)" if self.warnings else ""))
+
 
 @dataclass(frozen=True)
 class BuildResult:
@@ -64,6 +66,15 @@ class BuildResult:
     built: bool
     size: int
     seconds: float
+
+    def as_dict(self) -> dict:
+        return {"tag": self.tag, "built": self.built, "size": self.size,
+                "seconds": round(self.seconds, 2)}
+
+    def summary(self) -> str:
+        """``built mlbox/x:abc (504 MB, 16.0 s)`` / ``reused …``."""
+        return (f"{'built' if self.built else 'reused'} {self.tag} "
+                f"({self.size / 1e6:.0f} MB, {self.seconds:.1f} s)")
 
 
 def runtime_requirements(already: Iterable[str]) -> list[str]:
@@ -167,7 +178,7 @@ def plan_notebook(path: str | Path, options: BuildOptions = BuildOptions(), *,
     return nb, plan
 
 
-def build_image(engine: DockerEngine, plan: ImagePlan, *, rebuild: bool = False,
+def build_image(engine: Engine, plan: ImagePlan, *, rebuild: bool = False,
                 on_event: ProgressCallback = ignore_progress,
                 cancel: CancelToken | None = None) -> BuildResult:
     """Build ``plan`` unless an image with its tag exists already.
@@ -196,3 +207,11 @@ def build_image(engine: DockerEngine, plan: ImagePlan, *, rebuild: bool = False,
     size = engine.image_attrs(tag).get("Size", 0)
     on_event(ProgressEvent("building", "info", f"built {tag} ({size / 1e6:.0f} MB)"))
     return BuildResult(tag, True, size, time.monotonic() - started)
+
+
+def build_notebook(engine: Engine, path: str | Path, options: BuildOptions = BuildOptions(), *,
+                   on_event: ProgressCallback = ignore_progress,
+                   cancel: CancelToken | None = None) -> BuildResult:
+    """The build job for a notebook file: plan it, then build (or reuse) its image."""
+    _, plan = plan_notebook(path, options, on_event=on_event)
+    return build_image(engine, plan, rebuild=options.rebuild, on_event=on_event, cancel=cancel)

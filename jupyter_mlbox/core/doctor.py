@@ -1,75 +1,98 @@
-"""What works and what doesn't: the checks behind ``jupyter mlbox doctor`` and status views."""
+"""What works and what doesn't: the one set of checks behind ``jupyter mlbox doctor``,
+``%mlbox status`` and the panel's status (``GET /mlbox/api/status``)."""
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Callable
 
 from ..errors import MlboxError
 from .dockerfile import default_base_image
+from .engine import Engine, connect
 from .pip_settings import host_pip_settings
+
+DAEMON, BASE_IMAGE, GPU, PIP = ("docker daemon", "base image", "GPU runtime",
+                                "pip settings for builds")
 
 
 @dataclass(frozen=True)
 class Check:
     name: str
-    ok: bool
+    ok: bool | None
     detail: str
     required: bool = True
+    #: what a status view shows beside the sentence (host, version, image name …)
+    facts: dict = field(default_factory=dict)
+
+    def line(self) -> str:
+        return f"{'ok ' if self.ok else 'NO '} {self.name}: {self.detail}"
 
 
-def diagnose(base_image: str | None = None) -> list[Check]:
-    """Run every check; never raises for a failed check, it reports it."""
-    from .engine import DockerEngine
+def diagnose(base_image: str | None = None, *,
+             connect_engine: Callable[[], Engine] = connect,
+             gpu_support: Callable[[Engine, str], bool] | None = None) -> list[Check]:
+    """Run every check; never raises for a failed check, it reports it.
 
+    ``connect_engine`` and ``gpu_support`` let a front end use its own daemon setting and its
+    cached GPU probe (the probe starts a container)."""
     base_image = base_image or default_base_image()
     checks = []
     where = os.environ.get("DOCKER_HOST")
     try:
-        engine = DockerEngine.connect()
+        engine = connect_engine()
     except MlboxError as err:
-        checks.append(Check("docker daemon", False, str(err)))
-        engine = None
+        checks.append(Check(DAEMON, False, str(err),
+                            facts={"host": where or "unix:///var/run/docker.sock"}))
+        checks.append(Check(BASE_IMAGE, None, "unknown: no daemon", facts={"name": base_image}))
+        return checks + _pip_checks()
+    version = engine.version()
+    kind = f"remote, DOCKER_HOST={where}" if where and not engine.is_local else "local"
+    checks.append(Check(DAEMON, True, f"Docker {version} ({kind}: {engine.host})",
+                        facts={"host": engine.host, "local": engine.is_local,
+                               "version": version}))
+    if engine.image_exists(base_image):
+        checks.append(Check(BASE_IMAGE, True, f"{base_image} is present",
+                            facts={"name": base_image, "present": True}))
     else:
-        kind = f"remote, DOCKER_HOST={where}" if where and not engine.is_local else "local"
-        checks.append(Check("docker daemon", True, f"Docker {engine.version()} ({kind}: "
-                                                   f"{engine.host})"))
-    if engine is not None:
-        if engine.image_exists(base_image):
-            checks.append(Check("base image", True, f"{base_image} is present"))
-        else:
-            pullable, why = engine.pullable(base_image)
-            checks.append(Check(
-                "base image", pullable,
-                f"{base_image} is not on the daemon but its registry serves it: the first "
-                f"build pulls it" if pullable else
-                f"{base_image} is not on the daemon and cannot be pulled ({why}); load it, or "
-                f"make one offline with scripts/ensure-base-image.sh"))
-        try:
-            gpu = engine.gpu_support(base_image)
-        except MlboxError as err:
-            checks.append(Check("GPU runtime", False, str(err), required=False))
-        else:
-            checks.append(Check("GPU runtime", gpu, "NVIDIA device driver registered: --gpus "
-                                "works" if gpu else "no NVIDIA support: runs use the CPU "
-                                "(install the NVIDIA Container Toolkit for --gpus)",
-                                required=False))
+        pullable, why = engine.pullable(base_image)
+        checks.append(Check(
+            BASE_IMAGE, pullable,
+            f"{base_image} is not on the daemon but its registry serves it: the first "
+            f"build pulls it" if pullable else
+            f"{base_image} is not on the daemon and cannot be pulled ({why}); load it, or "
+            f"make one offline with scripts/ensure-base-image.sh",
+            facts={"name": base_image, "present": False}))
+    try:
+        gpu = (gpu_support or (lambda e, image: e.gpu_support(image)))(engine, base_image)
+    except MlboxError as err:
+        checks.append(Check(GPU, None, str(err), required=False))
+    else:
+        checks.append(Check(GPU, gpu, "NVIDIA device driver registered: --gpus works" if gpu
+                            else "no NVIDIA support: runs use the CPU (install the NVIDIA "
+                            "Container Toolkit for --gpus)", required=False))
+    return checks + _pip_checks()
+
+
+def _pip_checks() -> list[Check]:
     pip = host_pip_settings()
-    checks.append(Check("pip settings for builds", True, "; ".join(pip.describe())))
-    for warning in pip.warnings:
-        checks.append(Check("pip settings for builds", False, warning, required=False))
-    return checks
+    return [Check(PIP, True, "; ".join(pip.describe()))] + [
+        Check(PIP, False, warning, required=False) for warning in pip.warnings]
 
 
-def status(base_image: str | None = None) -> dict:
-    """The same checks as a JSON-able dict, for the server and ``%mlbox status``."""
-    checks = diagnose(base_image)
+def healthy(checks: list[Check]) -> bool:
+    return all(c.ok or not c.required for c in checks)
+
+
+def status(checks: list[Check]) -> dict:
+    """The checks as the JSON the panel shows."""
     by_name = {c.name: c for c in checks}
-    daemon = by_name["docker daemon"]
+    daemon, base, gpu = by_name[DAEMON], by_name[BASE_IMAGE], by_name.get(GPU)
     return {
-        "daemon": {"ok": daemon.ok, "detail": daemon.detail,
-                   "remote": bool(os.environ.get("DOCKER_HOST"))},
-        "base_image": {"name": base_image or default_base_image(),
-                       "ok": by_name.get("base image", Check("", False, "")).ok},
-        "gpu": by_name.get("GPU runtime", Check("", False, "")).ok,
-        "checks": [c.__dict__ for c in checks],
+        "daemon": {"ok": bool(daemon.ok), "detail": "" if daemon.ok else daemon.detail,
+                   **daemon.facts},
+        "base_image": {"name": base.facts.get("name"), "present": base.facts.get("present")},
+        "gpu": gpu.ok if gpu is not None else None,
+        "gpu_detail": gpu.detail if gpu is not None and gpu.ok is None else "",
+        "checks": [{"name": c.name, "ok": c.ok, "detail": c.detail, "required": c.required}
+                   for c in checks],
     }

@@ -1,92 +1,38 @@
-"""The Docker engine: the only module that imports ``docker``.
+"""The container engine interface: what the core needs from a daemon, and nothing of docker-py.
 
-Everything the rest of the code needs from a daemon goes through ``DockerEngine``, and every
-docker-py error is translated here into an ``MlboxError`` a user can act on. The client is made
-``from_env``, so ``DOCKER_HOST``, ``DOCKER_TLS_VERIFY`` and ``DOCKER_CERT_PATH`` work as they do
-for the docker CLI.
+repo2docker's ``ContainerEngine`` is the model. Docker (``docker_engine.DockerEngine``) is the
+one implementation today; another engine (Podman, a remote host) implements the same methods.
+Containers are opaque :class:`ContainerHandle` values; images are named by reference and
+described by the daemon's inspect JSON. Every failure is an ``EngineError`` subclass with a
+sentence a user can act on.
 """
 from __future__ import annotations
 
-import io
-import os
-import re
-import socket
-import tarfile
-import threading
-from dataclasses import dataclass
+import abc
+from dataclasses import dataclass, field
 from typing import Callable, Mapping
 
-import docker
-import docker.errors
-from docker.types import DeviceRequest
-
-from ..errors import (BuildError, CancelledError, DaemonUnavailableError, GPUUnavailableError,
-                      ImageNotFoundError, MlboxError)
 from .events import CancelToken
-
-_STEP = re.compile(r"^Step (\d+)/(\d+) : (.*)")
-_NO_GPU_DRIVER = "could not select device driver"
+from .options import GpuRequest
 
 GPU_HELP = ("GPUs were requested but this Docker daemon has no NVIDIA support: install the "
             "NVIDIA Container Toolkit on the Docker host and restart dockerd, or run with "
             "--gpus none (or --gpus auto to use a GPU only when there is one).")
 
 
-def gpu_device_requests(gpus: str) -> list[DeviceRequest]:
-    """``--gpus`` as docker run reads it: ``all``, a count, or ``device=0,1``; ``none`` → []."""
-    gpus = str(gpus).strip()
-    if gpus in {"", "none", "0"}:
-        return []
-    if gpus in {"all", "auto"}:
-        return [DeviceRequest(count=-1, capabilities=[["gpu"]])]
-    if gpus.isdigit():
-        return [DeviceRequest(count=int(gpus), capabilities=[["gpu"]])]
-    if gpus.startswith("device="):
-        return [DeviceRequest(device_ids=gpus[len("device="):].split(","),
-                              capabilities=[["gpu"]])]
-    raise MlboxError(f"--gpus {gpus!r}: expected all, none, auto, a number or device=ID[,ID]")
+@dataclass(frozen=True)
+class ContainerHandle:
+    """A container, as the engine that made it knows it."""
+
+    id: str
+    labels: Mapping[str, str] = field(default_factory=dict)
+
+    @property
+    def short_id(self) -> str:
+        return self.id[:12]
 
 
-class _BuildAPIClient(docker.APIClient):
-    """An APIClient that keeps the build's streaming response, so a cancel can cut it.
-
-    Closing the client is not enough: the connection a stream is read from is checked out of
-    the pool, and dockerd goes on building while it stays open.
-    """
-
-    response = None
-
-    def _stream_helper(self, response, decode=False):
-        self.response = response
-        return super()._stream_helper(response, decode=decode)
-
-    def abort_stream(self) -> None:
-        """Shut the stream's socket down (which wakes the reading thread) and close it."""
-        response = self.response
-        if response is None:
-            return
-        connection = getattr(response.raw, "_connection", None) or getattr(
-            getattr(response.raw, "_fp", None), "fp", None)
-        sock = getattr(connection, "sock", None)
-        if sock is not None:
-            try:
-                sock.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
-        try:
-            response.close()
-        except Exception:  # noqa: BLE001 - best effort on an already broken stream
-            pass
-
-
-def _explain(err: Exception) -> str:
-    text = getattr(err, "explanation", None) or str(err)
-    if isinstance(text, bytes):
-        text = text.decode(errors="replace")
-    return str(text)
-
-
-@dataclass
+@dataclass(frozen=True)
 class ContainerOutcome:
     """How a container ended."""
 
@@ -95,361 +41,113 @@ class ContainerOutcome:
     timed_out: bool
 
 
-class DockerEngine:
-    """A connection to one Docker daemon."""
-
-    def __init__(self, client: docker.DockerClient, connect_kwargs: dict | None = None) -> None:
-        self._client = client
-        self._connect_kwargs = connect_kwargs or {}
-
-    @classmethod
-    def connect(cls, base_url: str | None = None, timeout: int = 120) -> "DockerEngine":
-        """Connect to ``base_url`` or to what the environment names; fail with a clear error."""
-        try:
-            kwargs = {"base_url": base_url} if base_url else docker.utils.kwargs_from_env()
-            client = docker.DockerClient(timeout=timeout, **kwargs)
-            client.ping()
-        except Exception as err:  # docker raises DockerException, requests errors, OSError …
-            where = base_url or os.environ.get("DOCKER_HOST") or "unix:///var/run/docker.sock"
-            raise DaemonUnavailableError(
-                f"cannot reach a Docker daemon at {where}: is Docker running? "
-                f"(start it, e.g. scripts/ensure-docker.sh, or set DOCKER_HOST) "
-                f"[{type(err).__name__}: {str(err).splitlines()[0][:200] if str(err) else ''}]"
-            ) from err
-        return cls(client, kwargs)
+class Engine(abc.ABC):
+    """A connection to one container daemon."""
 
     # --- the daemon ----------------------------------------------------------------------------
 
     @property
+    @abc.abstractmethod
     def host(self) -> str:
         """Where the daemon is, as DOCKER_HOST would name it."""
-        return self._connect_kwargs.get("base_url") or "unix:///var/run/docker.sock"
 
     @property
     def is_local(self) -> bool:
         return self.host.startswith("unix://") or "localhost" in self.host \
             or "127.0.0.1" in self.host
 
-    def info(self) -> dict:
-        return self._call(self._client.info)
+    @abc.abstractmethod
+    def version(self) -> str: ...
 
-    def version(self) -> str:
-        return self._call(self._client.version).get("Version", "?")
-
+    @abc.abstractmethod
     def gpu_support(self, probe_image: str) -> bool:
-        """Whether a container with a GPU request starts here (the NVIDIA driver is registered).
-
-        dockerd does not advertise its device drivers, so this starts a ``true`` container of
-        ``probe_image`` with a GPU request and removes it.
-        """
-        if "nvidia" in (self.info().get("Runtimes") or {}):
-            return True
-        try:
-            container = self._client.containers.create(
-                probe_image, ["true"], device_requests=gpu_device_requests("all"),
-                labels={"io.jupyter-mlbox.managed": "true"}, network_disabled=True)
-        except docker.errors.ImageNotFound:
-            return False
-        try:
-            container.start()
-            container.wait(timeout=60)
-            return True
-        except docker.errors.APIError as err:
-            if _NO_GPU_DRIVER in _explain(err):
-                return False
-            raise MlboxError(f"GPU probe failed: {_explain(err)}") from err
-        finally:
-            self._remove_quietly(container)
+        """Whether a container with a GPU request starts here."""
 
     # --- images --------------------------------------------------------------------------------
 
-    def image_exists(self, ref: str) -> bool:
-        try:
-            self._client.images.get(ref)
-            return True
-        except docker.errors.ImageNotFound:
-            return False
-        except docker.errors.APIError as err:
-            raise MlboxError(f"cannot inspect image {ref}: {_explain(err)}") from err
+    @abc.abstractmethod
+    def image_exists(self, ref: str) -> bool: ...
 
+    @abc.abstractmethod
     def image_attrs(self, ref: str) -> dict:
-        try:
-            return self._client.images.get(ref).attrs
-        except docker.errors.ImageNotFound as err:
-            raise ImageNotFoundError(f"no image {ref} on this daemon") from err
+        """The daemon's inspect JSON of ``ref`` (``Id``, ``Size``, ``Config.Labels`` …);
+        ImageNotFoundError when there is none."""
 
+    @abc.abstractmethod
     def list_images(self, label: str) -> list[dict]:
-        """Attributes of every image carrying ``label``."""
-        return [image.attrs for image in self._call(self._client.images.list,
-                                                      filters={"label": label})]
+        """Inspect JSON of every image carrying ``label`` (``key=value``)."""
 
+    @abc.abstractmethod
     def remove_image(self, ref: str, force: bool = False) -> None:
-        try:
-            self._client.images.remove(ref, force=force)
-        except docker.errors.ImageNotFound as err:
-            raise ImageNotFoundError(f"no image {ref} on this daemon") from err
-        except docker.errors.APIError as err:
-            raise MlboxError(f"cannot remove {ref}: {_explain(err)}") from err
+        """ImageNotFoundError, or ConflictError when a container still uses it."""
 
+    @abc.abstractmethod
     def pullable(self, ref: str) -> tuple[bool, str]:
         """Whether the registry in ``ref`` serves it, asked without pulling; and why not."""
-        try:
-            self._client.images.get_registry_data(ref)
-            return True, ""
-        except docker.errors.APIError as err:
-            return False, _explain(err).splitlines()[0][:200]
 
-    def pull(self, ref: str) -> None:
-        try:
-            self._client.images.pull(ref)
-        except docker.errors.APIError as err:
-            raise ImageNotFoundError(
-                f"base image {ref} is not on this daemon and cannot be pulled "
-                f"({_explain(err).splitlines()[0]}); pull or load it first "
-                f"(scripts/ensure-base-image.sh makes one offline)") from err
+    @abc.abstractmethod
+    def pull(self, ref: str) -> None: ...
 
-    def tag(self, source: str, target: str) -> None:
-        repository, _, tag = target.rpartition(":") if ":" in target.rsplit("/", 1)[-1] \
-            else (target, "", "latest")
-        self._call(self._client.api.tag, source, repository, tag)
+    @abc.abstractmethod
+    def tag(self, source: str, target: str) -> None: ...
 
-    def push(self, ref: str, on_line: Callable[[str], None]) -> None:
-        try:
-            for chunk in self._client.api.push(ref, stream=True, decode=True):
-                if "error" in chunk:
-                    raise MlboxError(f"push of {ref} failed: {chunk['error']}")
-                if chunk.get("status"):
-                    on_line(f"{chunk.get('id', '')} {chunk['status']}".strip())
-        except docker.errors.APIError as err:
-            raise MlboxError(f"push of {ref} failed: {_explain(err)}") from err
+    @abc.abstractmethod
+    def push(self, ref: str, on_line: Callable[[str], None]) -> None: ...
 
+    @abc.abstractmethod
     def build(self, context_tar: bytes, tag: str, *, on_line: Callable[[str], None],
               on_step: Callable[[int, int, str], None], cancel: CancelToken | None = None,
               nocache: bool = False, step_label: tuple[str, str] | None = None) -> str:
-        """Build with the classic builder; return the image id.
-
-        The build runs in a worker thread on a client of its own, so that Stop/Ctrl-C can close
-        that client's connection, which makes dockerd abort the build. dockerd then keeps the
-        aborted step's container; ``step_label`` (a LABEL the Dockerfile sets on its build
-        steps) finds and removes it.
-        """
-        api = _BuildAPIClient(version=self._client.api.api_version, timeout=None,
-                              **self._connect_kwargs)
-        log: list[str] = []
-        state: dict = {"step": None, "error": None, "image": None}
-        done = threading.Event()
-
-        def stream() -> None:
-            try:
-                for chunk in api.build(fileobj=io.BytesIO(context_tar), custom_context=True,
-                                       tag=tag, rm=True, forcerm=True, pull=False,
-                                       nocache=nocache, decode=True):
-                    if "error" in chunk:
-                        state["error"] = chunk["error"].strip()
-                        continue
-                    if "aux" in chunk and "ID" in chunk["aux"]:
-                        state["image"] = chunk["aux"]["ID"]
-                    text = chunk.get("stream", "")
-                    for line in text.splitlines():
-                        if not line.strip():
-                            continue
-                        log.append(line)
-                        match = _STEP.match(line)
-                        if match:
-                            state["step"] = line
-                            on_step(int(match.group(1)), int(match.group(2)), match.group(3))
-                        else:
-                            on_line(line)
-            except Exception as err:  # noqa: BLE001 - reported on the calling thread
-                state["exception"] = err
-            finally:
-                done.set()
-
-        worker = threading.Thread(target=stream, name="mlbox-build", daemon=True)
-        worker.start()
-        try:
-            while not done.wait(0.2):
-                if cancel is not None and cancel.cancelled:
-                    raise CancelledError("build cancelled")
-        except BaseException:
-            api.abort_stream()  # dockerd aborts a classic build whose client went away …
-            worker.join(timeout=10)
-            self._remove_step_containers(step_label)  # … but keeps the step's container
-            raise
-        finally:
-            api.close()
-        if state.get("exception") is not None:
-            err = state["exception"]
-            raise BuildError(f"build of {tag} failed: {_explain(err)}", step=state["step"],
-                             log="\n".join(log)) from err
-        if state["error"]:
-            raise BuildError(f"build of {tag} failed: {state['error']}", step=state["step"],
-                             log="\n".join(log))
-        return state["image"] or self.image_attrs(tag)["Id"]
-
-    def _remove_step_containers(self, step_label: tuple[str, str] | None) -> None:
-        """Remove the containers of an aborted classic build's steps (dockerd leaves them)."""
-        if step_label is None:
-            return
-        import time
-
-        quiet_checks = 0
-        for _ in range(30):  # dockerd may still be tearing the step down
-            try:
-                found = self._client.containers.list(
-                    all=True, filters={"label": f"{step_label[0]}={step_label[1]}"})
-            except docker.errors.APIError:
-                return
-            for container in found:
-                try:
-                    container.remove(force=True)
-                except docker.errors.APIError:
-                    pass  # already going; the next round sees
-            quiet_checks = quiet_checks + 1 if not found else 0
-            if quiet_checks >= 3:
-                return
-            time.sleep(0.3)
+        """Build the tar'd context as ``tag``; return the image id. Cancelling stops the build
+        for real and removes what the aborted step left (``step_label`` marks its containers).
+        BuildError carries the failing step and the log."""
 
     # --- containers ----------------------------------------------------------------------------
 
-    def create_container(self, image: str, command: list[str], *, environment: Mapping[str, str],
-                         labels: Mapping[str, str], gpus: str = "none",
-                         memory: str | None = None, cpus: float | None = None,
-                         network_mode: str | None = None):
-        kwargs = {}
-        if memory:
-            kwargs["mem_limit"] = memory
-            kwargs["memswap_limit"] = memory  # no swap: an OOM is an OOM, not a slow crawl
-        if cpus:
-            kwargs["nano_cpus"] = int(float(cpus) * 1e9)
-        if network_mode:
-            kwargs["network_mode"] = network_mode
-        try:
-            return self._client.containers.create(
-                image, command, environment=dict(environment), labels=dict(labels),
-                device_requests=gpu_device_requests(gpus), detach=True, **kwargs)
-        except docker.errors.ImageNotFound as err:
-            raise ImageNotFoundError(f"no image {image} on this daemon") from err
-        except docker.errors.APIError as err:
-            raise MlboxError(f"cannot create a container of {image}: {_explain(err)}") from err
+    @abc.abstractmethod
+    def create_container(self, image: str, command: list[str], *,
+                         environment: Mapping[str, str], labels: Mapping[str, str],
+                         gpus: GpuRequest = GpuRequest(), memory: str | None = None,
+                         cpus: float | None = None,
+                         network_mode: str | None = None) -> ContainerHandle: ...
 
-    def start(self, container) -> None:
-        try:
-            container.start()
-        except docker.errors.APIError as err:
-            if _NO_GPU_DRIVER in _explain(err):
-                raise GPUUnavailableError(GPU_HELP) from err
-            raise MlboxError(f"cannot start the container: {_explain(err)}") from err
+    @abc.abstractmethod
+    def start(self, container: ContainerHandle) -> None:
+        """GPUUnavailableError when GPUs were requested and the daemon has none."""
 
-    def put_files(self, container, directory: str, files: Mapping[str, bytes],
-                  uid: int = 1000) -> None:
+    @abc.abstractmethod
+    def put_files(self, container: ContainerHandle, directory: str,
+                  files: Mapping[str, bytes], uid: int = 1000) -> None:
         """Copy ``files`` (relative name → bytes) into ``directory`` of the container."""
-        buffer = io.BytesIO()
-        with tarfile.open(fileobj=buffer, mode="w") as tar:
-            made: set[str] = set()
-            for name, data in sorted(files.items()):
-                parts = name.split("/")[:-1]
-                for depth in range(1, len(parts) + 1):
-                    folder = "/".join(parts[:depth])
-                    if folder not in made:
-                        made.add(folder)
-                        info = tarfile.TarInfo(folder)
-                        info.type, info.mode, info.uid, info.gid = tarfile.DIRTYPE, 0o755, uid, uid
-                        tar.addfile(info)
-                info = tarfile.TarInfo(name)
-                info.size, info.mode, info.uid, info.gid = len(data), 0o644, uid, uid
-                tar.addfile(info, io.BytesIO(data))
-        try:
-            container.put_archive(directory, buffer.getvalue())
-        except docker.errors.APIError as err:
-            raise MlboxError(f"cannot copy files into the container: {_explain(err)}") from err
 
-    def get_file(self, container, path: str) -> bytes | None:
+    @abc.abstractmethod
+    def get_file(self, container: ContainerHandle, path: str) -> bytes | None:
         """The bytes of one file in the container, or None when it does not exist."""
-        try:
-            chunks, _ = container.get_archive(path)
-        except docker.errors.NotFound:
-            return None
-        except docker.errors.APIError as err:
-            raise MlboxError(f"cannot copy {path} out of the container: {_explain(err)}") from err
-        with tarfile.open(fileobj=io.BytesIO(b"".join(chunks))) as tar:
-            member = tar.next()
-            handle = tar.extractfile(member) if member is not None else None
-            return handle.read() if handle is not None else None
 
-    def wait(self, container, timeout: float | None, cancel: CancelToken | None,
+    @abc.abstractmethod
+    def wait(self, container: ContainerHandle, timeout: float | None,
+             cancel: CancelToken | None,
              on_line: Callable[[str], None] | None = None) -> ContainerOutcome:
-        """Wait for the container to exit, following its output; stop it on timeout or cancel."""
-        import time
+        """Wait for the container to exit, following its output; kill it on timeout, and on
+        cancel (then raise UserCancelledError)."""
 
-        deadline = None if timeout is None else time.monotonic() + timeout
-        follower = None
-        if on_line is not None:
-            def follow() -> None:
-                try:
-                    buffer = b""
-                    for chunk in container.logs(stream=True, follow=True):
-                        buffer += chunk
-                        *lines, buffer = buffer.split(b"\n")
-                        for line in lines:
-                            on_line(line.decode(errors="replace"))
-                except Exception:  # noqa: BLE001 - the container went away: nothing to follow
-                    pass
-            follower = threading.Thread(target=follow, name="mlbox-logs", daemon=True)
-            follower.start()
-        timed_out = False
-        while True:
-            container.reload()
-            if container.status in {"exited", "dead"}:
-                break
-            if cancel is not None and cancel.cancelled:
-                self.stop(container)
-                raise CancelledError("run cancelled; the container was removed")
-            if deadline is not None and time.monotonic() > deadline:
-                timed_out = True
-                self.stop(container)
-                break
-            if cancel is not None:
-                cancel.wait(0.2)
-            else:
-                time.sleep(0.2)
-        if follower is not None:
-            follower.join(timeout=2)
-        state = container.attrs.get("State", {})
-        return ContainerOutcome(state.get("ExitCode"), bool(state.get("OOMKilled")), timed_out)
+    @abc.abstractmethod
+    def logs(self, container: ContainerHandle, tail: int = 50) -> str: ...
 
-    def logs(self, container, tail: int = 50) -> str:
-        try:
-            return container.logs(tail=tail).decode(errors="replace")
-        except docker.errors.APIError:
-            return ""
+    @abc.abstractmethod
+    def stop(self, container: ContainerHandle) -> None: ...
 
-    def stop(self, container) -> None:
-        try:
-            container.kill()
-        except docker.errors.APIError:
-            pass
+    @abc.abstractmethod
+    def remove_container(self, container: ContainerHandle) -> None:
+        """Remove it, whatever its state; quiet when it is already gone."""
 
-    def remove_container(self, container) -> None:
-        self._remove_quietly(container)
+    @abc.abstractmethod
+    def list_containers(self, label: str) -> list[ContainerHandle]: ...
 
-    def list_containers(self, label: str) -> list:
-        return self._call(self._client.containers.list, all=True, filters={"label": label})
 
-    def _remove_quietly(self, container) -> None:
-        try:
-            container.remove(force=True)
-        except docker.errors.NotFound:
-            pass
-        except docker.errors.APIError as err:
-            if "already in progress" not in _explain(err):
-                raise MlboxError(f"cannot remove container {container.short_id}: "
-                                 f"{_explain(err)}") from err
+def connect(base_url: str | None = None) -> Engine:
+    """The engine for ``base_url`` (default: what ``DOCKER_HOST`` names, else the local
+    socket); DaemonUnavailableError when nothing answers."""
+    from .docker_engine import DockerEngine
 
-    def _call(self, function, *args, **kwargs):
-        try:
-            return function(*args, **kwargs)
-        except docker.errors.APIError as err:
-            raise MlboxError(_explain(err)) from err
-        except docker.errors.DockerException as err:
-            raise DaemonUnavailableError(f"the Docker daemon stopped answering: {err}") from err
+    return DockerEngine.connect(base_url)

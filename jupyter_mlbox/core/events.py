@@ -1,41 +1,86 @@
-"""Progress events: the only thing the core tells front ends while it works."""
+"""Progress: the only thing the core tells front ends while it works, and the one state every
+front end (widgets, terminal, server jobs, panel) renders from it."""
 from __future__ import annotations
 
+import re
 import threading
 import time
 from dataclasses import dataclass, field
+from enum import Enum
 from typing import Callable, Optional
 
-from ..errors import CancelledError
+from ..errors import UserCancelledError
 
-#: Phases in the order a run goes through them.
-PHASES = ("inferring", "building", "starting", "running", "collecting", "done")
+
+class _Named(str, Enum):
+    """An enum whose members compare, print and format as their plain string value."""
+
+    def __str__(self) -> str:
+        return self.value
+
+    def __format__(self, spec: str) -> str:
+        return format(self.value, spec)
+
+
+class Phase(_Named):
+    """Phases, in the order a job goes through them (pushing only for exports)."""
+
+    QUEUED = "queued"
+    INFERRING = "inferring"
+    BUILDING = "building"
+    STARTING = "starting"
+    RUNNING = "running"
+    COLLECTING = "collecting"
+    PUSHING = "pushing"
+    DONE = "done"
+
+
+class EventKind(_Named):
+    PHASE = "phase"      # entering ``phase``
+    STEP = "step"        # build step ``step`` of ``total``
+    LOG = "log"          # a line of build log or container output
+    INFO = "info"        # a sentence worth showing
+    WARNING = "warning"  # a sentence the user should read
+
+
+#: The phases a run shows on a phase bar (queued and pushing are not part of a run).
+PHASES = (Phase.INFERRING, Phase.BUILDING, Phase.STARTING, Phase.RUNNING, Phase.COLLECTING,
+          Phase.DONE)
+
+#: Where each phase starts on a 0..1 progress bar; building fills its span step by step.
+_PHASE_START = {Phase.QUEUED: 0.0, Phase.INFERRING: 0.02, Phase.BUILDING: 0.05,
+                Phase.STARTING: 0.7, Phase.RUNNING: 0.75, Phase.PUSHING: 0.85,
+                Phase.COLLECTING: 0.92, Phase.DONE: 1.0}
+_ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
 
 
 @dataclass(frozen=True)
 class ProgressEvent:
-    """One thing that happened: a phase change, a build step, or a log line.
+    """One thing that happened: a phase change, a build step, a log line, an info or a warning.
 
-    ``kind`` is "phase" (entering ``phase``), "step" (``step`` of ``total``), "log" (a line of
-    build log or container stderr in ``message``), "info" (a sentence worth showing) or
-    "warning".
+    Strings are accepted for ``phase`` and ``kind`` and become the enums (an unknown one is a
+    bug and raises ValueError).
     """
 
-    phase: str
-    kind: str = "phase"
+    phase: Phase
+    kind: EventKind = EventKind.PHASE
     message: str = ""
     step: Optional[int] = None
     total: Optional[int] = None
     time: float = field(default_factory=time.time)
 
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "phase", Phase(self.phase))
+        object.__setattr__(self, "kind", EventKind(self.kind))
+
     def as_dict(self) -> dict:
-        return {"phase": self.phase, "kind": self.kind, "message": self.message,
+        return {"phase": self.phase.value, "kind": self.kind.value, "message": self.message,
                 "step": self.step, "total": self.total, "time": self.time}
 
     def __str__(self) -> str:
-        if self.kind == "step" and self.total:
+        if self.kind == EventKind.STEP and self.total:
             return f"[{self.phase}] step {self.step}/{self.total}: {self.message}"
-        if self.kind == "phase":
+        if self.kind == EventKind.PHASE:
             return f"[{self.phase}] {self.message}".rstrip()
         return f"[{self.phase}] {self.message}"
 
@@ -45,6 +90,87 @@ ProgressCallback = Callable[[ProgressEvent], None]
 
 def ignore_progress(event: ProgressEvent) -> None:
     """The default callback: progress goes nowhere."""
+
+
+def log_line(event: ProgressEvent) -> str:
+    """How an event reads as one line of a job's log (colour codes removed; '' for nothing)."""
+    message = _ANSI.sub("", event.message)  # uv and pip colour their output
+    if not message.strip():
+        return ""
+    if event.kind == EventKind.WARNING:
+        return f"warning: {message}"
+    if event.kind == EventKind.STEP:
+        return f"step {event.step}/{event.total}: {message}"
+    if event.kind == EventKind.PHASE:
+        return f"{event.phase}: {message}"
+    return message
+
+
+class ProgressState:
+    """What every renderer shows, built from events in one place: phase, step i/n, a 0..1
+    fraction, the latest message, warnings, a bounded log tail, the outcome and elapsed time.
+
+    Thread-safe: a worker thread applies events while a renderer or a request handler reads.
+    """
+
+    def __init__(self, log_lines: int = 400) -> None:
+        self.started = time.monotonic()
+        self.phase = Phase.QUEUED
+        self.message = ""
+        self.step: int | None = None
+        self.total: int | None = None
+        self.fraction = 0.0
+        self.log: list[str] = []
+        self.warnings: list[str] = []
+        self.status = "working"  # working | done | failed | stopped
+        self.summary = ""
+        self._log_lines = log_lines
+        self._lock = threading.Lock()
+
+    @property
+    def elapsed(self) -> float:
+        return time.monotonic() - self.started
+
+    def apply(self, event: ProgressEvent) -> None:
+        with self._lock:
+            if event.kind == EventKind.PHASE:
+                self.phase, self.message = event.phase, event.message
+                if event.phase != Phase.BUILDING:
+                    self.step = self.total = None
+            elif event.kind == EventKind.STEP:
+                self.phase, self.message = event.phase, event.message
+                self.step, self.total = event.step, event.total
+            elif event.kind in (EventKind.INFO, EventKind.WARNING):
+                if event.kind == EventKind.INFO and event.phase != self.phase:
+                    self.phase = event.phase
+                self.message = event.message
+                if event.kind == EventKind.WARNING:
+                    self.warnings.append(event.message)
+            line = log_line(event)
+            if line:
+                self.log.append(line)
+                del self.log[:-self._log_lines]
+            start = _PHASE_START[self.phase]
+            if self.phase == Phase.BUILDING and self.step and self.total:
+                start += (_PHASE_START[Phase.STARTING] - start) * (self.step / self.total)
+            self.fraction = max(self.fraction, min(start, 1.0))
+
+    def end(self, status: str, summary: str = "") -> None:
+        """The outcome: ``done`` (the bar fills), ``failed`` or ``stopped``."""
+        with self._lock:
+            self.status, self.summary = status, summary
+            if status == "done":
+                self.phase, self.fraction = Phase.DONE, 1.0
+            if summary and status != "done":
+                self.log.append(f"[{status}] {summary}")
+                del self.log[:-self._log_lines]
+
+    def snapshot(self) -> dict:
+        """The JSON a front end polls (the server's job view)."""
+        with self._lock:
+            return {"phase": self.phase.value, "message": self.message, "step": self.step,
+                    "total": self.total, "progress": round(self.fraction, 3),
+                    "warnings": list(self.warnings), "log": list(self.log)}
 
 
 class CancelToken:
@@ -65,7 +191,7 @@ class CancelToken:
 
     def raise_if_cancelled(self) -> None:
         if self._event.is_set():
-            raise CancelledError("cancelled by the user")
+            raise UserCancelledError("cancelled by the user")
 
     def wait(self, seconds: float) -> bool:
         return self._event.wait(seconds)

@@ -16,9 +16,11 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from .build import BuildOptions, build_image, plan_notebook
-from .engine import DockerEngine
+from ..errors import OptionError
+from .build import build_image, plan_notebook
+from .engine import Engine
 from .events import CancelToken, ProgressCallback, ProgressEvent, ignore_progress
+from .options import BuildOptions
 
 
 @dataclass(frozen=True)
@@ -31,15 +33,23 @@ class ExportResult:
     content_tag: str
     seconds: float = 0.0
 
+    def as_dict(self) -> dict:
+        return {"tag": self.tag, "size": self.size, "pushed": self.pushed,
+                "content_tag": self.content_tag, "seconds": round(self.seconds, 2)}
 
-def export_image(engine: DockerEngine, path: str | Path, tag: str, *,
+    def summary(self) -> str:
+        return (f"exported {self.tag}" + (" and pushed it" if self.pushed else "")
+                + f"; run it with: docker run --rm -v \"$PWD/out:/out\" {self.tag}")
+
+
+def export_image(engine: Engine, path: str | Path, tag: str, *,
                  build_options: BuildOptions = BuildOptions(), push: bool = False,
                  on_event: ProgressCallback = ignore_progress,
                  cancel: CancelToken | None = None) -> ExportResult:
     """Build an image that executes the notebook at ``path``, tag it ``tag``, maybe push it."""
     started = time.monotonic()
     path = Path(path)
-    tag = _normalized_tag(tag)
+    tag = normalized_tag(tag)
     _, plan = plan_notebook(path, build_options, on_event=on_event, self_contained=True)
     if cancel is not None:
         cancel.raise_if_cancelled()
@@ -60,18 +70,16 @@ def export_image(engine: DockerEngine, path: str | Path, tag: str, *,
     return ExportResult(tag, build.size, pushed, build.tag, seconds)
 
 
-def _normalized_tag(tag: str) -> str:
+def normalized_tag(tag: str) -> str:
     """``name`` → ``name:latest``; reject what docker would reject, with a clear message."""
     import re
-
-    from ..errors import MlboxError
 
     tag = tag.strip()
     reference = re.compile(
         r"^(?:[a-zA-Z0-9.-]+(?::[0-9]+)?/)?[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
         r"(?:/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*(?::[\w][\w.-]{0,127})?$")
     if not tag or not reference.match(tag):
-        raise MlboxError(f"{tag!r} is not a valid image name: use [REGISTRY/]NAME[:TAG] with a "
+        raise OptionError(f"{tag!r} is not a valid image name: use [REGISTRY/]NAME[:TAG] with a "
                          f"lowercase NAME, e.g. myteam/analysis:1.0")
     if ":" not in tag.rsplit("/", 1)[-1]:
         tag += ":latest"

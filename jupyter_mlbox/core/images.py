@@ -4,7 +4,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 
 from .dockerfile import KIND_LABEL, MANAGED_LABEL, NOTEBOOK_LABEL, REQUIREMENTS_LABEL
-from .engine import DockerEngine
+from .engine import Engine
 
 
 @dataclass(frozen=True)
@@ -21,7 +21,7 @@ class MlboxImage:
         return {**asdict(self), "requirements": list(self.requirements)}
 
 
-def list_mlbox_images(engine: DockerEngine) -> list[MlboxImage]:
+def list_mlbox_images(engine: Engine) -> list[MlboxImage]:
     """Every tagged image carrying jupyter_mlbox's label, newest first."""
     images = []
     for attrs in engine.list_images(f"{MANAGED_LABEL}=true"):

@@ -15,30 +15,18 @@ from typing import Iterable, Mapping
 import nbformat
 from nbformat import NotebookNode
 
-from ..errors import (CellExecutionError, GPUUnavailableError, KernelDiedError, MlboxError,
-                      RunTimeoutError)
-from .build import BuildOptions, BuildResult, build_image, plan_notebook
+from ..errors import (CellExecutionError, ContainerExitError, GPUUnavailableError,
+                      KernelDiedError, MlboxError, RunTimeoutError)
+from .build import BuildResult, build_image, plan_notebook
 from .container_runner import EXIT_CELL_ERROR, EXIT_KERNEL_DIED, EXIT_OK, EXIT_TIMEOUT
-from .dockerfile import MANAGED_LABEL, RUNNER, WORKDIR
-from .engine import DockerEngine
+from .dockerfile import MANAGED_LABEL, NOTEBOOK_LABEL, RUNNER, WORKDIR
+from .engine import Engine
 from .events import CancelToken, ProgressCallback, ProgressEvent, ignore_progress
 from .notebook import default_output_path, write_notebook_atomic
+from .options import NO_GPUS, BuildOptions, RunOptions
 
 OUTPUT_DIR = ".mlbox-out"
 _ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
-
-
-@dataclass(frozen=True)
-class RunOptions:
-    """How to run: resources, GPUs, time limit, environment and papermill-style parameters."""
-
-    gpus: str = "none"
-    timeout: float | None = None
-    memory: str | None = None
-    cpus: float | None = None
-    env: Mapping[str, str] = field(default_factory=dict)
-    parameters: Mapping[str, object] = field(default_factory=dict)
-    network_mode: str | None = None
 
 
 @dataclass
@@ -49,6 +37,17 @@ class RunResult:
     files: dict[str, bytes] = field(default_factory=dict)
     build: BuildResult | None = None
     output_path: Path | None = None
+
+    def as_dict(self) -> dict:
+        return {"output_path": str(self.output_path) if self.output_path else None,
+                "seconds": round(self.seconds, 2), "gpu": self.gpu,
+                "tag": self.build.tag if self.build else None,
+                "built": bool(self.build and self.build.built)}
+
+    def summary(self) -> str:
+        """``built mlbox/x:abc (504 MB, 16.0 s) · ran in 1.2 s on CPU``."""
+        ran = f"ran in {self.seconds:.1f} s on {'GPU' if self.gpu else 'CPU'}"
+        return f"{self.build.summary()} · {ran}" if self.build else ran
 
 
 def strip_ansi(text: str) -> str:
@@ -68,7 +67,7 @@ def _failure_message(outcome: Mapping) -> str:
     return f"{head}\n{traceback}" if traceback else head
 
 
-def run_notebook(engine: DockerEngine, image: str, nb: NotebookNode, *,
+def run_notebook(engine: Engine, image: str, nb: NotebookNode, *,
                  name: str = "notebook.ipynb", files: Mapping[str, bytes] | None = None,
                  collect: Iterable[str] = (), options: RunOptions = RunOptions(),
                  on_event: ProgressCallback = ignore_progress,
@@ -77,7 +76,9 @@ def run_notebook(engine: DockerEngine, image: str, nb: NotebookNode, *,
 
     ``files`` go into the work directory beside the notebook; ``collect`` names files (relative
     to it) to bring back. Raises CellExecutionError (with the executed notebook), KernelDiedError,
-    RunTimeoutError, CancelledError or GPUUnavailableError; the container never outlives this.
+    RunTimeoutError, ContainerExitError, UserCancelledError or GPUUnavailableError; the
+    container never outlives this. ``--gpus auto`` falls back to the CPU, and says so, when the
+    daemon has no GPU support.
     """
     started = time.monotonic()
     command = ["python", RUNNER, name, f"{OUTPUT_DIR}/{name}"]
@@ -86,12 +87,12 @@ def run_notebook(engine: DockerEngine, image: str, nb: NotebookNode, *,
     if options.parameters:
         command += ["--params-json", json.dumps(dict(options.parameters))]
     payload = {name: nbformat.writes(nb).encode(), **dict(files or {})}
-    labels = {MANAGED_LABEL: "true", "io.jupyter-mlbox.notebook": name}
+    labels = {MANAGED_LABEL: "true", NOTEBOOK_LABEL: name}
 
     gpus = options.gpus
     while True:
         on_event(ProgressEvent("starting", "phase", f"starting a container of {image}"
-                               + (f" with --gpus {gpus}" if gpus not in {"none", ""} else "")))
+                               + (f" with --gpus {gpus}" if gpus.requested else "")))
         container = engine.create_container(
             image, command, environment=options.env, labels=labels,
             gpus=gpus, memory=options.memory, cpus=options.cpus,
@@ -101,13 +102,13 @@ def run_notebook(engine: DockerEngine, image: str, nb: NotebookNode, *,
             try:
                 engine.start(container)
             except GPUUnavailableError:
-                if gpus != "auto":
+                if not gpus.optional:
                     raise
                 on_event(ProgressEvent("starting", "info",
                                        "no GPU support on this Docker daemon: running on CPU"))
-                gpus = "none"
+                gpus = NO_GPUS
                 continue
-            if gpus == "auto":
+            if gpus.optional:
                 on_event(ProgressEvent("starting", "info", "GPU support found: running with GPUs"))
             on_event(ProgressEvent("running", "phase", f"executing {name}"))
             outcome = engine.wait(
@@ -126,33 +127,38 @@ def run_notebook(engine: DockerEngine, image: str, nb: NotebookNode, *,
         break
 
     executed = nbformat.reads(data.decode(), as_version=4) if data else None
-    result = RunResult(executed, gpus not in {"none", "", "0"}, time.monotonic() - started,
-                       collected)
+    result = RunResult(executed, gpus.requested, time.monotonic() - started, collected)
     status = (executed.metadata.get("mlbox", {}) if executed is not None else {})
     if outcome.timed_out or outcome.exit_code == EXIT_TIMEOUT:
         raise RunTimeoutError(f"the run exceeded its timeout of {options.timeout:g} s; "
                               f"the container was removed")
+    failed_cell = status.get("failed_cell") if isinstance(status.get("failed_cell"), int) \
+        else None
     if outcome.oom_killed:
         raise KernelDiedError(f"the container ran out of memory (limit {options.memory}); "
-                              f"raise --memory", notebook=executed)
+                              f"raise --memory", notebook=executed, failed_cell=failed_cell,
+                              image=image)
     if outcome.exit_code == EXIT_KERNEL_DIED:
         hint = " (out of memory?)" if options.memory else ""
         raise KernelDiedError(f"the kernel died while executing {_failed_cell(status)}{hint}: "
-                              f"{strip_ansi(status.get('evalue', ''))[:300]}", notebook=executed)
+                              f"{strip_ansi(status.get('evalue', ''))[:300]}", notebook=executed,
+                              failed_cell=failed_cell, image=image)
     if outcome.exit_code == EXIT_CELL_ERROR:
         raise CellExecutionError(_failure_message(status), notebook=executed,
                                  ename=status.get("ename", ""), evalue=status.get("evalue", ""),
-                                 traceback=strip_ansi(status.get("traceback", "")))
+                                 traceback=strip_ansi(status.get("traceback", "")),
+                                 failed_cell=failed_cell, image=image)
     if outcome.exit_code != EXIT_OK or executed is None:
-        raise MlboxError(f"the container exited with status {outcome.exit_code}"
-                         + (" (killed)" if outcome.exit_code == 137 else "")
-                         + f"; its last output:\n{logs.strip()[-2000:]}")
+        raise ContainerExitError(f"the container exited with status {outcome.exit_code}"
+                                 + (" (killed)" if outcome.exit_code == 137 else "")
+                                 + f"; its last output:\n{logs.strip()[-2000:]}",
+                                 exit_code=outcome.exit_code, logs=logs)
     on_event(ProgressEvent("done", "phase",
                            f"ran in {result.seconds:.1f} s on {'GPU' if result.gpu else 'CPU'}"))
     return result
 
 
-def run_notebook_file(engine: DockerEngine, path: str | Path, *, output: str | Path | None = None,
+def run_notebook_file(engine: Engine, path: str | Path, *, output: str | Path | None = None,
                       build_options: BuildOptions = BuildOptions(),
                       options: RunOptions = RunOptions(),
                       on_event: ProgressCallback = ignore_progress,
@@ -175,7 +181,7 @@ def run_notebook_file(engine: DockerEngine, path: str | Path, *, output: str | P
                               options=options, on_event=on_event, cancel=cancel)
     except CellExecutionError as err:
         if err.notebook is not None:
-            write_notebook_atomic(err.notebook, output)
+            err.output_path = write_notebook_atomic(err.notebook, output)
         raise
     result.build = build
     result.output_path = write_notebook_atomic(result.notebook, output)

@@ -1,0 +1,454 @@
+"""The Docker implementation of the engine interface: the only module that imports ``docker``.
+
+Every docker-py error is translated here into an ``EngineError`` a user can act on, and no
+docker-py object leaves this module (containers are ``ContainerHandle``s). The client is made
+``from_env``, so ``DOCKER_HOST``, ``DOCKER_TLS_VERIFY`` and ``DOCKER_CERT_PATH`` work as they do
+for the docker CLI.
+"""
+from __future__ import annotations
+
+import io
+import os
+import re
+import socket
+import tarfile
+import threading
+from dataclasses import dataclass
+from typing import Callable, Mapping
+
+import docker
+import docker.errors
+from docker.types import DeviceRequest
+
+from ..errors import (BuildError, ConflictError, DaemonUnavailableError, EngineError,
+                      GPUUnavailableError, ImageNotFoundError, PushError, UserCancelledError)
+from .engine import GPU_HELP, ContainerHandle, ContainerOutcome, Engine
+from .events import CancelToken
+from .options import GpuRequest
+
+_STEP = re.compile(r"^Step (\d+)/(\d+) : (.*)")
+_NO_GPU_DRIVER = "could not select device driver"
+
+
+
+def gpu_device_requests(gpus: GpuRequest) -> list[DeviceRequest]:
+    """A GPU request as docker-py's device requests (``auto`` asks for all of them)."""
+    gpus = GpuRequest.parse(gpus)
+    if gpus.mode in {"all", "auto"}:
+        return [DeviceRequest(count=-1, capabilities=[["gpu"]])]
+    if gpus.mode == "count":
+        return [DeviceRequest(count=gpus.count, capabilities=[["gpu"]])]
+    if gpus.mode == "devices":
+        return [DeviceRequest(device_ids=list(gpus.devices), capabilities=[["gpu"]])]
+    return []
+
+
+def socket_of(response):
+    """The socket a streaming requests response reads from (None when it has none).
+
+    The one place that reaches below the public API of requests and urllib3: ``raw`` is the
+    urllib3 response, ``connection`` its (public) connection property, ``sock`` the socket of
+    an ``http.client`` connection. tests/unit/test_engine_stream.py fails when that changes.
+    """
+    connection = getattr(getattr(response, "raw", None), "connection", None)
+    return getattr(connection, "sock", None)
+
+
+def abort_stream(response) -> None:
+    """Shut a streaming response's socket down (which wakes the thread reading it, and makes
+    dockerd see its client go) and close it."""
+    if response is None:
+        return
+    sock = socket_of(response)
+    if sock is not None:
+        try:
+            sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+    try:
+        response.close()
+    except Exception:  # noqa: BLE001 - best effort on an already broken stream
+        pass
+
+
+def _explain(err: Exception) -> str:
+    text = getattr(err, "explanation", None) or str(err)
+    if isinstance(text, bytes):
+        text = text.decode(errors="replace")
+    return str(text)
+
+
+class DockerEngine(Engine):
+    """A connection to one Docker daemon (or a Docker-compatible API: Podman's)."""
+
+    def __init__(self, client: docker.DockerClient, connect_kwargs: dict | None = None) -> None:
+        self._client = client
+        self._connect_kwargs = connect_kwargs or {}
+        self._containers: dict[str, object] = {}  # handle id → docker-py Container
+
+    @classmethod
+    def connect(cls, base_url: str | None = None, timeout: int = 120) -> "DockerEngine":
+        """Connect to ``base_url`` or to what the environment names; fail with a clear error."""
+        try:
+            kwargs = {"base_url": base_url} if base_url else docker.utils.kwargs_from_env()
+            client = docker.DockerClient(timeout=timeout, **kwargs)
+            client.ping()
+        except Exception as err:  # docker raises DockerException, requests errors, OSError …
+            where = base_url or os.environ.get("DOCKER_HOST") or "unix:///var/run/docker.sock"
+            raise DaemonUnavailableError(
+                f"cannot reach a Docker daemon at {where}: is Docker running? "
+                f"(start it, e.g. scripts/ensure-docker.sh, or set DOCKER_HOST) "
+                f"[{type(err).__name__}: {str(err).splitlines()[0][:200] if str(err) else ''}]"
+            ) from err
+        return cls(client, kwargs)
+
+    # --- the daemon ----------------------------------------------------------------------------
+
+    @property
+    def host(self) -> str:
+        """Where the daemon is, as DOCKER_HOST would name it."""
+        return self._connect_kwargs.get("base_url") or "unix:///var/run/docker.sock"
+
+    def info(self) -> dict:
+        return self._call(self._client.info)
+
+    def version(self) -> str:
+        return self._call(self._client.version).get("Version", "?")
+
+    def gpu_support(self, probe_image: str) -> bool:
+        """Whether a container with a GPU request starts here (the NVIDIA driver is registered).
+
+        dockerd does not advertise its device drivers, so this starts a ``true`` container of
+        ``probe_image`` with a GPU request and removes it.
+        """
+        if "nvidia" in (self.info().get("Runtimes") or {}):
+            return True
+        try:
+            container = self._client.containers.create(
+                probe_image, ["true"], device_requests=gpu_device_requests(GpuRequest("all")),
+                labels={"io.jupyter-mlbox.managed": "true"}, network_disabled=True)
+        except docker.errors.ImageNotFound:
+            return False
+        try:
+            container.start()
+            container.wait(timeout=60)
+            return True
+        except docker.errors.APIError as err:
+            if _NO_GPU_DRIVER in _explain(err):
+                return False
+            raise EngineError(f"GPU probe failed: {_explain(err)}") from err
+        finally:
+            self._remove_quietly(container)
+
+    # --- images --------------------------------------------------------------------------------
+
+    def image_exists(self, ref: str) -> bool:
+        try:
+            self._client.images.get(ref)
+            return True
+        except docker.errors.ImageNotFound:
+            return False
+        except docker.errors.APIError as err:
+            raise EngineError(f"cannot inspect image {ref}: {_explain(err)}") from err
+
+    def image_attrs(self, ref: str) -> dict:
+        try:
+            return self._client.images.get(ref).attrs
+        except docker.errors.ImageNotFound as err:
+            raise ImageNotFoundError(f"no image {ref} on this daemon") from err
+
+    def list_images(self, label: str) -> list[dict]:
+        """Attributes of every image carrying ``label``."""
+        return [image.attrs for image in self._call(self._client.images.list,
+                                                      filters={"label": label})]
+
+    def remove_image(self, ref: str, force: bool = False) -> None:
+        try:
+            self._client.images.remove(ref, force=force)
+        except docker.errors.ImageNotFound as err:
+            raise ImageNotFoundError(f"no image {ref} on this daemon") from err
+        except docker.errors.APIError as err:
+            error = ConflictError if err.status_code == 409 else EngineError
+            raise error(f"cannot remove {ref}: {_explain(err)}") from err
+
+    def pullable(self, ref: str) -> tuple[bool, str]:
+        """Whether the registry in ``ref`` serves it, asked without pulling; and why not."""
+        try:
+            self._client.images.get_registry_data(ref)
+            return True, ""
+        except docker.errors.APIError as err:
+            return False, _explain(err).splitlines()[0][:200]
+
+    def pull(self, ref: str) -> None:
+        try:
+            self._client.images.pull(ref)
+        except docker.errors.APIError as err:
+            raise ImageNotFoundError(
+                f"base image {ref} is not on this daemon and cannot be pulled "
+                f"({_explain(err).splitlines()[0]}); pull or load it first "
+                f"(scripts/ensure-base-image.sh makes one offline)") from err
+
+    def tag(self, source: str, target: str) -> None:
+        repository, _, tag = target.rpartition(":") if ":" in target.rsplit("/", 1)[-1] \
+            else (target, "", "latest")
+        self._call(self._client.api.tag, source, repository, tag)
+
+    def push(self, ref: str, on_line: Callable[[str], None]) -> None:
+        try:
+            for chunk in self._client.api.push(ref, stream=True, decode=True):
+                if "error" in chunk:
+                    raise PushError(f"push of {ref} failed: {chunk['error']}")
+                if chunk.get("status"):
+                    on_line(f"{chunk.get('id', '')} {chunk['status']}".strip())
+        except docker.errors.APIError as err:
+            raise PushError(f"push of {ref} failed: {_explain(err)}") from err
+
+    def build(self, context_tar: bytes, tag: str, *, on_line: Callable[[str], None],
+              on_step: Callable[[int, int, str], None], cancel: CancelToken | None = None,
+              nocache: bool = False, step_label: tuple[str, str] | None = None) -> str:
+        """Build with the classic builder; return the image id.
+
+        The build runs in a worker thread on a client of its own, so that Stop/Ctrl-C can close
+        that client's connection, which makes dockerd abort the build. dockerd then keeps the
+        aborted step's container; ``step_label`` (a LABEL the Dockerfile sets on its build
+        steps) finds and removes it.
+        """
+        api = docker.APIClient(version=self._client.api.api_version, timeout=None,
+                               **self._connect_kwargs)
+        streams: list = []  # the build's streaming response, caught by a requests hook
+        api.hooks["response"].append(lambda response, **_: streams.append(response))
+        log: list[str] = []
+        state: dict = {"step": None, "error": None, "image": None}
+        done = threading.Event()
+
+        def stream() -> None:
+            try:
+                for chunk in api.build(fileobj=io.BytesIO(context_tar), custom_context=True,
+                                       tag=tag, rm=True, forcerm=True, pull=False,
+                                       nocache=nocache, decode=True):
+                    if "error" in chunk:
+                        state["error"] = chunk["error"].strip()
+                        continue
+                    if "aux" in chunk and "ID" in chunk["aux"]:
+                        state["image"] = chunk["aux"]["ID"]
+                    text = chunk.get("stream", "")
+                    for line in text.splitlines():
+                        if not line.strip():
+                            continue
+                        log.append(line)
+                        match = _STEP.match(line)
+                        if match:
+                            state["step"] = line
+                            on_step(int(match.group(1)), int(match.group(2)), match.group(3))
+                        else:
+                            on_line(line)
+            except Exception as err:  # noqa: BLE001 - reported on the calling thread
+                state["exception"] = err
+            finally:
+                done.set()
+
+        worker = threading.Thread(target=stream, name="mlbox-build", daemon=True)
+        worker.start()
+        try:
+            while not done.wait(0.2):
+                if cancel is not None and cancel.cancelled:
+                    raise UserCancelledError("build cancelled")
+        except BaseException:
+            abort_stream(streams[-1] if streams else None)  # dockerd aborts a classic build whose client went away …
+            worker.join(timeout=10)
+            self._remove_step_containers(step_label)  # … but keeps the step's container
+            raise
+        finally:
+            api.close()
+        if state.get("exception") is not None:
+            err = state["exception"]
+            raise BuildError(f"build of {tag} failed: {_explain(err)}", step=state["step"],
+                             log="\n".join(log)) from err
+        if state["error"]:
+            raise BuildError(f"build of {tag} failed: {state['error']}", step=state["step"],
+                             log="\n".join(log))
+        return state["image"] or self.image_attrs(tag)["Id"]
+
+    def _remove_step_containers(self, step_label: tuple[str, str] | None) -> None:
+        """Remove the containers of an aborted classic build's steps (dockerd leaves them)."""
+        if step_label is None:
+            return
+        import time
+
+        quiet_checks = 0
+        for _ in range(30):  # dockerd may still be tearing the step down
+            try:
+                found = self._client.containers.list(
+                    all=True, filters={"label": f"{step_label[0]}={step_label[1]}"})
+            except docker.errors.APIError:
+                return
+            for container in found:
+                try:
+                    container.remove(force=True)
+                except docker.errors.APIError:
+                    pass  # already going; the next round sees
+            quiet_checks = quiet_checks + 1 if not found else 0
+            if quiet_checks >= 3:
+                return
+            time.sleep(0.3)
+
+    # --- containers ----------------------------------------------------------------------------
+
+    def create_container(self, image: str, command: list[str], *,
+                         environment: Mapping[str, str], labels: Mapping[str, str],
+                         gpus: GpuRequest = GpuRequest(), memory: str | None = None,
+                         cpus: float | None = None,
+                         network_mode: str | None = None) -> ContainerHandle:
+        kwargs = {}
+        if memory:
+            kwargs["mem_limit"] = memory
+            kwargs["memswap_limit"] = memory  # no swap: an OOM is an OOM, not a slow crawl
+        if cpus:
+            kwargs["nano_cpus"] = int(float(cpus) * 1e9)
+        if network_mode:
+            kwargs["network_mode"] = network_mode
+        try:
+            container = self._client.containers.create(
+                image, command, environment=dict(environment), labels=dict(labels),
+                device_requests=gpu_device_requests(gpus), detach=True, **kwargs)
+        except docker.errors.ImageNotFound as err:
+            raise ImageNotFoundError(f"no image {image} on this daemon") from err
+        except docker.errors.APIError as err:
+            raise EngineError(f"cannot create a container of {image}: {_explain(err)}") from err
+        self._containers[container.id] = container
+        return ContainerHandle(container.id, dict(labels))
+
+    def _container(self, handle: ContainerHandle):
+        container = self._containers.get(handle.id)
+        if container is None:
+            container = self._client.containers.get(handle.id)
+            self._containers[handle.id] = container
+        return container
+
+    def start(self, container: ContainerHandle) -> None:
+        try:
+            self._container(container).start()
+        except docker.errors.APIError as err:
+            if _NO_GPU_DRIVER in _explain(err):
+                raise GPUUnavailableError(GPU_HELP) from err
+            raise EngineError(f"cannot start the container: {_explain(err)}") from err
+
+    def put_files(self, container: ContainerHandle, directory: str,
+                  files: Mapping[str, bytes], uid: int = 1000) -> None:
+        buffer = io.BytesIO()
+        with tarfile.open(fileobj=buffer, mode="w") as tar:
+            made: set[str] = set()
+            for name, data in sorted(files.items()):
+                parts = name.split("/")[:-1]
+                for depth in range(1, len(parts) + 1):
+                    folder = "/".join(parts[:depth])
+                    if folder not in made:
+                        made.add(folder)
+                        info = tarfile.TarInfo(folder)
+                        info.type, info.mode, info.uid, info.gid = tarfile.DIRTYPE, 0o755, uid, uid
+                        tar.addfile(info)
+                info = tarfile.TarInfo(name)
+                info.size, info.mode, info.uid, info.gid = len(data), 0o644, uid, uid
+                tar.addfile(info, io.BytesIO(data))
+        try:
+            self._container(container).put_archive(directory, buffer.getvalue())
+        except docker.errors.APIError as err:
+            raise EngineError(f"cannot copy files into the container: {_explain(err)}") from err
+
+    def get_file(self, container: ContainerHandle, path: str) -> bytes | None:
+        try:
+            chunks, _ = self._container(container).get_archive(path)
+        except docker.errors.NotFound:
+            return None
+        except docker.errors.APIError as err:
+            raise EngineError(f"cannot copy {path} out of the container: {_explain(err)}") \
+                from err
+        with tarfile.open(fileobj=io.BytesIO(b"".join(chunks))) as tar:
+            member = tar.next()
+            handle = tar.extractfile(member) if member is not None else None
+            return handle.read() if handle is not None else None
+
+    def wait(self, container: ContainerHandle, timeout: float | None,
+             cancel: CancelToken | None,
+             on_line: Callable[[str], None] | None = None) -> ContainerOutcome:
+        import time
+
+        handle, container = container, self._container(container)
+        deadline = None if timeout is None else time.monotonic() + timeout
+        follower = None
+        if on_line is not None:
+            def follow() -> None:
+                try:
+                    buffer = b""
+                    for chunk in container.logs(stream=True, follow=True):
+                        buffer += chunk
+                        *lines, buffer = buffer.split(b"\n")
+                        for line in lines:
+                            on_line(line.decode(errors="replace"))
+                except Exception:  # noqa: BLE001 - the container went away: nothing to follow
+                    pass
+            follower = threading.Thread(target=follow, name="mlbox-logs", daemon=True)
+            follower.start()
+        timed_out = False
+        while True:
+            container.reload()
+            if container.status in {"exited", "dead"}:
+                break
+            if cancel is not None and cancel.cancelled:
+                self.stop(handle)
+                raise UserCancelledError("run cancelled; the container was removed")
+            if deadline is not None and time.monotonic() > deadline:
+                timed_out = True
+                self.stop(handle)
+                break
+            if cancel is not None:
+                cancel.wait(0.2)
+            else:
+                time.sleep(0.2)
+        if follower is not None:
+            follower.join(timeout=2)
+        state = container.attrs.get("State", {})
+        return ContainerOutcome(state.get("ExitCode"), bool(state.get("OOMKilled")), timed_out)
+
+    def logs(self, container: ContainerHandle, tail: int = 50) -> str:
+        try:
+            return self._container(container).logs(tail=tail).decode(errors="replace")
+        except docker.errors.APIError:
+            return ""
+
+    def stop(self, container: ContainerHandle) -> None:
+        try:
+            self._container(container).kill()
+        except docker.errors.APIError:
+            pass
+
+    def remove_container(self, container: ContainerHandle) -> None:
+        try:
+            self._remove_quietly(self._container(container))
+        except docker.errors.NotFound:
+            pass
+        finally:
+            self._containers.pop(container.id, None)
+
+    def list_containers(self, label: str) -> list[ContainerHandle]:
+        found = self._call(self._client.containers.list, all=True, filters={"label": label})
+        return [ContainerHandle(c.id, dict(c.labels or {})) for c in found]
+
+    def _remove_quietly(self, container) -> None:
+        try:
+            container.remove(force=True)
+        except docker.errors.NotFound:
+            pass
+        except docker.errors.APIError as err:
+            if "already in progress" not in _explain(err):
+                raise EngineError(f"cannot remove container {container.short_id}: "
+                                  f"{_explain(err)}") from err
+
+    def _call(self, function, *args, **kwargs):
+        try:
+            return function(*args, **kwargs)
+        except docker.errors.APIError as err:
+            error = ConflictError if err.status_code == 409 else EngineError
+            raise error(_explain(err)) from err
+        except docker.errors.DockerException as err:
+            raise DaemonUnavailableError(f"the Docker daemon stopped answering: {err}") from err

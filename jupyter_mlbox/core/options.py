@@ -1,0 +1,326 @@
+"""One options model for every front end: each option is declared once, here.
+
+``OPTIONS`` declares every option a user can give (flag, help, how its value is read). From it
+come the argparse arguments of the CLI and of the magics (:func:`add_arguments`), the help of
+the configurable defaults (``config.MlboxDefaults``) and the validation of the server's request
+bodies (:func:`resolve_options` reads argparse values and JSON alike). A bad value raises
+``OptionError`` with one sentence that names the option.
+
+The result is two typed, frozen models the core takes: ``BuildOptions`` (what goes into the
+image) and ``RunOptions`` (how a container runs). GPUs are one type, ``GpuRequest``.
+"""
+from __future__ import annotations
+
+import argparse
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Mapping
+
+from ..errors import OptionError
+from .container_runner import parse_parameter_value as parameter_value
+
+
+# --- the GPU request --------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class GpuRequest:
+    """``--gpus`` as ``docker run`` reads it, plus ``auto`` (GPUs when the daemon has them).
+
+    ``mode`` is none, all, auto, count (``count`` GPUs) or devices (``devices`` by id).
+    """
+
+    mode: str = "none"
+    count: int = 0
+    devices: tuple[str, ...] = ()
+
+    @classmethod
+    def parse(cls, value: Any) -> "GpuRequest":
+        if isinstance(value, GpuRequest):
+            return value
+        if value is None:
+            return cls()
+        if isinstance(value, bool):
+            raise OptionError("--gpus: expected all, none, auto, a number or device=ID[,ID]")
+        if isinstance(value, int):
+            value = str(value)
+        text = str(value).strip()
+        if text in {"", "none", "0"}:
+            return cls()
+        if text in {"all", "auto"}:
+            return cls(text)
+        if text.isdigit():
+            return cls("count", count=int(text))
+        if text.startswith("device="):
+            ids = tuple(i.strip() for i in text[len("device="):].split(",") if i.strip())
+            if ids and all(re.fullmatch(r"[\w.:-]+", i) for i in ids):
+                return cls("devices", devices=ids)
+        raise OptionError(f"--gpus {text!r}: expected all, none, auto, a number or "
+                          f"device=ID[,ID]")
+
+    @property
+    def requested(self) -> bool:
+        """Whether the container asks for GPUs at all (``auto`` asks, then may fall back)."""
+        return self.mode != "none"
+
+    @property
+    def optional(self) -> bool:
+        """``auto``: without GPU support on the daemon, run on the CPU instead of failing."""
+        return self.mode == "auto"
+
+    def __str__(self) -> str:
+        if self.mode == "count":
+            return str(self.count)
+        if self.mode == "devices":
+            return "device=" + ",".join(self.devices)
+        return self.mode
+
+
+NO_GPUS = GpuRequest()
+
+
+# --- the models the core takes ------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class BuildOptions:
+    """What a user can say about the image."""
+
+    base_image: str | None = None
+    pip: tuple[str, ...] = ()
+    requirements_file: Path | None = None
+    exclude: tuple[str, ...] = ()
+    rebuild: bool = False
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    """How to run: resources, GPUs, time limit, environment and papermill-style parameters."""
+
+    gpus: GpuRequest = NO_GPUS
+    timeout: float | None = None
+    memory: str | None = None
+    cpus: float | None = None
+    env: Mapping[str, str] = field(default_factory=dict)
+    parameters: Mapping[str, object] = field(default_factory=dict)
+    network_mode: str | None = None
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "gpus", GpuRequest.parse(self.gpus))
+
+
+# --- how values are read (from a flag's text or a JSON value) -------------------------------------
+
+def _text(value: Any) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise ValueError("expected a non-empty string")
+    return value.strip()
+
+
+def positive_number(value: Any) -> float:
+    if isinstance(value, bool):
+        raise ValueError("expected a number")
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"expected a number, got {value!r}") from None
+    if number <= 0:
+        raise ValueError("must be > 0")
+    return number
+
+
+def memory_size(value: Any) -> str:
+    text = str(value).strip() if isinstance(value, (str, int)) and value is not True else ""
+    if not re.fullmatch(r"\d+(\.\d+)?[bkmgtBKMGT]?", text):
+        raise ValueError(f"expected a size like 512m or 4g, got {value!r}")
+    return text
+
+
+def key_value(value: Any) -> tuple[str, str]:
+    """``K=V`` (a flag) → ``(K, V)``."""
+    key, sep, rest = str(value).partition("=")
+    if not sep or not key:
+        raise ValueError(f"expected NAME=VALUE, got {value!r}")
+    return key, rest
+
+
+def _pairs(value: Any, *, parse_text: Callable[[str], object] = str,
+           identifiers: bool = False) -> dict:
+    """Repeated ``K=V`` flags (already split into pairs), or a JSON object, as a dict.
+
+    ``parse_text`` reads a value given as flag text; JSON values keep their JSON type, except
+    that environment values (``parse_text`` is ``str``) always become strings."""
+    if isinstance(value, Mapping):
+        items, from_flags = list(value.items()), False
+    elif isinstance(value, (list, tuple)):
+        items = [item if isinstance(item, tuple) else key_value(item) for item in value]
+        from_flags = True
+    else:
+        raise ValueError("expected NAME=VALUE pairs (an object in JSON)")
+    result = {}
+    for key, item in items:
+        if not isinstance(key, str) or not key or (identifiers and not key.isidentifier()):
+            raise ValueError(f"{key!r} is not a valid name")
+        if parse_text is str:
+            result[key] = str(item)
+        else:
+            result[key] = parse_text(item) if from_flags and isinstance(item, str) else item
+    return result
+
+
+def _strings(value: Any) -> tuple[str, ...]:
+    """Repeated flags, a JSON list of strings, or one comma/space separated string."""
+    if isinstance(value, str):
+        value = [v for v in re.split(r"[,\s]+", value) if v]
+    if not isinstance(value, (list, tuple)) or not all(isinstance(v, str) for v in value):
+        raise ValueError("expected a list of strings")
+    return tuple(v.strip() for v in value if v.strip())
+
+
+def _switch(value: Any) -> bool:
+    if not isinstance(value, bool):
+        raise ValueError("expected true or false")
+    return value
+
+
+# --- the declarations -----------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Option:
+    """One option, declared once.
+
+    ``name`` is its field in BuildOptions/RunOptions and its key in a request's ``options``;
+    ``read`` turns a flag's text or a JSON value into the typed value (ValueError with the
+    reason otherwise); ``many`` options repeat (flags append, configured defaults come first);
+    ``switch`` options are on/off flags; ``configurable`` ones are MlboxDefaults traits too.
+    """
+
+    name: str
+    flags: tuple[str, ...]
+    help: str
+    model: str  # "build" or "run"
+    read: Callable[[Any], Any] = _text
+    metavar: str | None = None
+    many: bool = False
+    switch: bool = False
+    configurable: bool = False
+    #: per-flag reader when one flag value is a piece of the whole (``-e K=V``)
+    read_flag: Callable[[str], Any] | None = None
+
+
+GPUS_HELP = ("all | none | auto | N | device=ID (default: none); auto uses GPUs when the "
+             "Docker daemon has NVIDIA support and the CPU otherwise")
+
+OPTIONS: tuple[Option, ...] = (
+    Option("base_image", ("--base",), "base image (default: python:<this kernel's "
+           "major.minor>-slim)", "build", metavar="IMAGE", configurable=True),
+    Option("pip", ("--pip",), "extra requirement, e.g. --pip 'xgboost>=2' (repeatable)",
+           "build", read=_strings, metavar="PKG", many=True, configurable=True),
+    Option("requirements_file", ("-r", "--requirements"), "use this requirements file "
+           "instead of inferring from imports", "build",
+           read=lambda v: Path(_text(v)).expanduser(), metavar="FILE"),
+    Option("exclude", ("--exclude",), "drop this distribution from the requirements "
+           "(repeatable)", "build", read=_strings, metavar="NAME", many=True, configurable=True),
+    Option("rebuild", ("--rebuild",), "build again from scratch, ignoring the layer cache "
+           "(unpinned requirements are resolved anew)", "build", read=_switch, switch=True),
+    Option("gpus", ("--gpus",), GPUS_HELP, "run", read=GpuRequest.parse, configurable=True),
+    Option("timeout", ("--timeout",), "seconds, for the whole run and for each cell", "run",
+           read=positive_number, metavar="S", configurable=True),
+    Option("memory", ("--memory",), "memory limit, e.g. 4g", "run", read=memory_size,
+           metavar="SIZE", configurable=True),
+    Option("cpus", ("--cpus",), "CPU limit, e.g. 2", "run", read=positive_number, metavar="N",
+           configurable=True),
+    Option("env", ("-e", "--env"), "environment variable in the container (repeatable)", "run",
+           read=_pairs, metavar="K=V", many=True, read_flag=key_value),
+    Option("parameters", ("-p", "--parameter"), "papermill-style parameter, injected after the "
+           "cell tagged 'parameters' (repeatable)", "run",
+           read=lambda v: _pairs(v, parse_text=parameter_value, identifiers=True),
+           metavar="NAME=VALUE", many=True, read_flag=key_value),
+)
+BY_NAME = {option.name: option for option in OPTIONS}
+BUILD_OPTIONS = tuple(o.name for o in OPTIONS if o.model == "build")
+RUN_OPTIONS = tuple(o.name for o in OPTIONS if o.model == "run")
+
+
+def help_of(name: str) -> str:
+    return BY_NAME[name].help
+
+
+def _flag_type(option: Option) -> Callable[[str], Any]:
+    """An argparse ``type=``: the option's reader, its ValueError as argparse's one line."""
+    read = option.read_flag or (_text if option.many else option.read)
+
+    def convert(text: str):
+        try:
+            return read(text)
+        except (ValueError, OptionError) as err:
+            raise argparse.ArgumentTypeError(str(err).removeprefix(f"{option.flags[-1]} ")) \
+                from None
+    convert.__name__ = option.name  # argparse names the type in its error message
+    return convert
+
+
+def add_arguments(parser, names=None, *, help_overrides: Mapping[str, str] | None = None):
+    """Add the arguments of ``names`` (default: all) to an argparse parser or argument group.
+
+    Every default is None (or [] for repeatable ones): :func:`resolve_options` fills in the
+    configured defaults, so "not given" stays distinguishable from "given".
+    """
+    for option in OPTIONS:
+        if names is not None and option.name not in names:
+            continue
+        help_text = (help_overrides or {}).get(option.name, option.help)
+        if option.switch:
+            parser.add_argument(*option.flags, dest=option.name, action="store_true",
+                                default=None, help=help_text)
+        elif option.many:
+            parser.add_argument(*option.flags, dest=option.name, action="append", default=[],
+                                type=_flag_type(option), metavar=option.metavar, help=help_text)
+        else:
+            parser.add_argument(*option.flags, dest=option.name, default=None,
+                                type=_flag_type(option), metavar=option.metavar, help=help_text)
+    return parser
+
+
+def resolve_options(values: Mapping[str, Any] | None = None,
+                    defaults=None) -> tuple[BuildOptions, RunOptions]:
+    """Flags (``vars()`` of an argparse namespace) or a request's ``options`` object, over the
+    configured ``defaults`` (an ``MlboxDefaults``; None: the built-in defaults).
+
+    Keys that are not options are ignored here (a namespace carries other arguments too; the
+    server checks a request's keys with :func:`check_keys`). A value an option cannot take
+    raises OptionError naming the option. Repeatable options add to the configured ones.
+    """
+    values = dict(values or {})
+    typed: dict[str, Any] = {}
+    for option in OPTIONS:
+        given = values.get(option.name)
+        value = None
+        if given is not None and given != []:
+            try:
+                value = option.read(given)
+            except (ValueError, OptionError) as err:
+                reason = str(err)
+                raise OptionError(reason if reason.startswith(option.flags[-1])
+                                  else f"{option.flags[-1]}: {reason}") from None
+        default = getattr(defaults, option.name, None) \
+            if option.configurable and defaults is not None else None
+        if option.many and option.read is _strings:
+            typed[option.name] = tuple(default or ()) + tuple(value or ())
+        elif option.many:
+            typed[option.name] = dict(value or {})
+        elif value is not None:
+            typed[option.name] = value
+        elif default is not None:
+            typed[option.name] = option.read(default) if option.name == "gpus" else default
+    build = BuildOptions(**{k: typed[k] for k in BUILD_OPTIONS if k in typed})
+    run = RunOptions(**{k: typed[k] for k in RUN_OPTIONS if k in typed})
+    return build, run
+
+
+def check_keys(values: Mapping[str, Any], allowed=None) -> None:
+    """A request's ``options`` may only name options (a typo must not pass silently)."""
+    allowed = set(allowed if allowed is not None else BY_NAME)
+    unknown = sorted(set(values) - allowed)
+    if unknown:
+        raise OptionError(f"unknown option(s) {', '.join(unknown)}; known: "
+                          f"{', '.join(sorted(allowed))}")
