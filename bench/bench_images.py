@@ -21,7 +21,7 @@ from nbclient import NotebookClient
 
 from jupyter_mlbox.core.build import build_image, plan_image
 from jupyter_mlbox.core.dockerfile import default_base_image
-from jupyter_mlbox.core.engine import DockerEngine
+from jupyter_mlbox.core.engine import connect
 from jupyter_mlbox.core.notebook import new_notebook_from_cells
 from jupyter_mlbox.core.pip_settings import host_pip_settings
 from jupyter_mlbox.core.run import run_notebook
@@ -51,7 +51,7 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--repeat", type=int, default=5, help="round-trip repetitions")
     args = parser.parse_args()
-    engine = DockerEngine.connect()
+    engine = connect()
     pip = host_pip_settings()
     plan = plan_image(CELLS, notebook_name="bench.ipynb", search_dir=None, pip=pip)
     requirements = list(plan.spec.requirements)

@@ -1,8 +1,10 @@
 """``jupyter mlbox …``: the same jobs as the magics, for terminals and CI.
 
-A thin adapter: parse arguments, call the core, render its progress events, map errors to exit
-codes. Exit status: 0 success, 1 a cell failed (its in-container traceback is printed), 2 bad
-usage, 3 any other jupyter_mlbox error (daemon unreachable, build failed …), 130 interrupted.
+A thin adapter: the arguments come from the one options table (core/options.py), the defaults
+from ``MlboxDefaults`` (config.py); each command calls one core job and renders its progress.
+Exit status: 0 success, 1 a cell failed (its in-container traceback is printed), 2 bad usage
+(a bad flag or configured value), 3 any other jupyter_mlbox error (daemon unreachable, build
+failed …), 130 interrupted.
 """
 from __future__ import annotations
 
@@ -12,29 +14,16 @@ from pathlib import Path
 from typing import Sequence
 
 from ._version import __version__
-from .errors import CellExecutionError, MlboxError
-from .options import GPUS_HELP, gpus, key_value, positive_number
+from .core.options import BUILD_OPTIONS, RUN_OPTIONS, add_arguments, resolve_options
+from .errors import BuildError, CellExecutionError, MlboxError, OptionError
 
 EXIT_OK, EXIT_CELL_FAILED, EXIT_USAGE, EXIT_ERROR, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
 
 
-def build_parser(defaults=None) -> argparse.ArgumentParser:
-    """The parser; ``defaults`` (an MlboxDefaults) supplies what flags leave unsaid."""
-    from .config import MlboxDefaults
-
-    defaults = defaults or MlboxDefaults()
+def build_parser() -> argparse.ArgumentParser:
+    """Every command's arguments; option defaults are filled in later from MlboxDefaults."""
     common = argparse.ArgumentParser(add_help=False)
-    image = common.add_argument_group("image options")
-    image.add_argument("--base", metavar="IMAGE", default=defaults.base_image,
-                       help="base image (default: python:<this kernel's major.minor>-slim)")
-    image.add_argument("--pip", metavar="PKG", action="append", default=[],
-                       help="extra requirement, e.g. --pip 'xgboost>=2' (repeatable)")
-    image.add_argument("-r", "--requirements", metavar="FILE", type=Path,
-                       help="use this requirements file instead of inferring from imports")
-    image.add_argument("--exclude", metavar="NAME", action="append", default=[],
-                       help="drop this distribution from the requirements (repeatable)")
-    image.add_argument("--rebuild", action="store_true", help="build again from scratch, ignoring the layer "
-                       "cache (unpinned requirements are resolved anew)")
+    add_arguments(common.add_argument_group("image options"), BUILD_OPTIONS)
     common.add_argument("-q", "--quiet", action="store_true", help="print only results and "
                         "warnings")
     common.add_argument("-v", "--verbose", action="store_true", help="also print build logs "
@@ -59,17 +48,7 @@ def build_parser(defaults=None) -> argparse.ArgumentParser:
                            "notebook")
     run.add_argument("-o", "--output", type=Path,
                      help="where to write the executed notebook (default: <stem>.mlbox.ipynb)")
-    run.add_argument("--gpus", type=gpus, default=defaults.gpus, help=GPUS_HELP)
-    run.add_argument("--timeout", type=positive_number, metavar="S", default=defaults.timeout,
-                     help="seconds, for the whole run and for each cell")
-    run.add_argument("--memory", metavar="SIZE", default=defaults.memory,
-                     help="memory limit, e.g. 4g")
-    run.add_argument("--cpus", type=positive_number, default=defaults.cpus, help="CPU limit, e.g. 2")
-    run.add_argument("-e", "--env", type=key_value, action="append", default=[],
-                     metavar="K=V", help="environment variable in the container (repeatable)")
-    run.add_argument("-p", "--parameter", type=key_value, action="append", default=[],
-                     metavar="NAME=VALUE", help="papermill-style parameter, injected after the "
-                     "cell tagged 'parameters' (repeatable)")
+    add_arguments(run.add_argument_group("run options"), RUN_OPTIONS)
     export = notebook_command("export", "build a self-contained image that executes the "
                               "notebook (docker run -v $PWD/out:/out TAG)")
     export.add_argument("-t", "--tag", required=True, help="image name, e.g. "
@@ -82,110 +61,92 @@ def build_parser(defaults=None) -> argparse.ArgumentParser:
     return parser
 
 
-def _build_options(args):
-    from .core.build import BuildOptions
-
-    return BuildOptions(base_image=args.base, pip=tuple(args.defaults.pip) + tuple(args.pip),
-                        requirements_file=args.requirements,
-                        exclude=tuple(args.defaults.exclude) + tuple(args.exclude),
-                        rebuild=args.rebuild)
-
-
-def _plan(args):
-    from .core.build import plan_notebook
-
-    return plan_notebook(args.notebook, _build_options(args))[1]
-
-
 def _warn(lines) -> None:
     for line in lines:
         print(f"warning: {line}", file=sys.stderr)
 
 
-def cmd_requirements(args, progress) -> int:
-    plan = _plan(args)
+def _plan(args):
+    from .core.build import plan_notebook
+
+    plan = plan_notebook(args.notebook, args.build)[1]
     _warn(plan.warnings)
-    sys.stdout.write(plan.inference.requirements_txt())
+    return plan
+
+
+def _done(progress, result) -> int:
+    """The one-line summary on stderr, the result's handle (tag, path) last on stdout."""
+    progress.close()
+    print(result.summary(), file=sys.stderr)
+    return EXIT_OK
+
+
+def cmd_requirements(args, progress) -> int:
+    sys.stdout.write(_plan(args).inference.requirements_txt())
     return EXIT_OK
 
 
 def cmd_dockerfile(args, progress) -> int:
-    plan = _plan(args)
-    _warn(plan.warnings)
-    sys.stdout.write(plan.context.dockerfile)
+    sys.stdout.write(_plan(args).context.dockerfile)
     return EXIT_OK
 
 
 def cmd_build(args, progress) -> int:
-    from .core.build import build_image
-    from .core.engine import DockerEngine
+    from .core.build import build_notebook
+    from .core.engine import connect
 
-    plan = _plan(args)
-    _warn(plan.warnings)
-    result = build_image(DockerEngine.connect(), plan, rebuild=args.rebuild, on_event=progress)
-    progress.close()
-    print(f"{'built' if result.built else 'reused'} {result.tag} "
-          f"({result.size / 1e6:.0f} MB, {result.seconds:.1f} s)", file=sys.stderr)
+    result = build_notebook(connect(), args.notebook, args.build, on_event=progress)
+    _done(progress, result)
     print(result.tag)
     return EXIT_OK
 
 
 def cmd_run(args, progress) -> int:
-    from .core.container_runner import parse_parameter_value
-    from .core.engine import DockerEngine
-    from .core.notebook import default_output_path
-    from .core.run import RunOptions, run_notebook_file
+    from .core.engine import connect
+    from .core.run import run_notebook_file
 
-    options = RunOptions(gpus=args.gpus, timeout=args.timeout, memory=args.memory,
-                         cpus=args.cpus, env=dict(args.env),
-                         parameters={k: parse_parameter_value(v) for k, v in args.parameter})
-    output = args.output or default_output_path(args.notebook)
     try:
-        result = run_notebook_file(DockerEngine.connect(), args.notebook, output=output,
-                                   build_options=_build_options(args), options=options,
+        result = run_notebook_file(connect(), args.notebook, output=args.output,
+                                   build_options=args.build, options=args.run,
                                    on_event=progress)
     except CellExecutionError as err:
         progress.close()
         print(f"error: {err}", file=sys.stderr)
-        if err.notebook is not None:
-            print(f"the executed notebook, up to the failing cell, is in {output}",
+        if err.output_path is not None:
+            print(f"the executed notebook, up to the failing cell, is in {err.output_path}",
                   file=sys.stderr)
         return EXIT_CELL_FAILED
     progress.close()
-    print(f"wrote {result.output_path} ({'built' if result.build.built else 'reused'} "
-          f"{result.build.tag}; ran in {result.seconds:.1f} s on "
-          f"{'GPU' if result.gpu else 'CPU'})", file=sys.stderr)
+    print(f"wrote {result.output_path} ({result.summary()})", file=sys.stderr)
     print(result.output_path)
     return EXIT_OK
 
 
 def cmd_export(args, progress) -> int:
-    from .core.engine import DockerEngine
+    from .core.engine import connect
     from .core.export import export_image
 
-    result = export_image(DockerEngine.connect(), args.notebook, args.tag,
-                          build_options=_build_options(args), push=args.push, on_event=progress)
-    progress.close()
-    print(f"exported {result.tag}" + (" and pushed it" if result.pushed else "")
-          + f"; run it with: docker run --rm -v \"$PWD/out:/out\" {result.tag}", file=sys.stderr)
+    result = export_image(connect(), args.notebook, args.tag, build_options=args.build,
+                          push=args.push, on_event=progress)
+    _done(progress, result)
     print(result.tag)
     return EXIT_OK
 
 
 def cmd_doctor(args, progress) -> int:
-    from .core.doctor import diagnose
+    from .core.doctor import diagnose, healthy
 
-    checks = diagnose(args.defaults.base_image)
+    checks = diagnose(args.build.base_image)
     for check in checks:
-        print(f"{'ok ' if check.ok else 'NO '} {check.name}: {check.detail}")
-    return EXIT_OK if all(c.ok or not c.required for c in checks) else EXIT_ERROR
+        print(check.line())
+    return EXIT_OK if healthy(checks) else EXIT_ERROR
 
 
 def cmd_images(args, progress) -> int:
-    from .core.engine import DockerEngine
+    from .core.engine import connect
     from .core.images import list_mlbox_images
 
-    for image in list_mlbox_images(DockerEngine.connect()):
+    for image in list_mlbox_images(connect()):
         print(f"{image.tag}\t{image.size / 1e6:.0f} MB\t{image.created}\t{image.notebook}")
     return EXIT_OK
 
@@ -194,14 +155,27 @@ COMMANDS = {"requirements": cmd_requirements, "dockerfile": cmd_dockerfile, "bui
             "run": cmd_run, "export": cmd_export, "doctor": cmd_doctor, "images": cmd_images}
 
 
+def _error(err: MlboxError) -> str:
+    """What the terminal shows for an error: its sentence, and the fields worth reading."""
+    text = f"error: {err}"
+    if isinstance(err, BuildError):
+        if err.step:
+            text += f"\nfailing step: {err.step}"
+        if err.log:
+            text += f"\n--- build log (tail) ---\n{err.log_tail()}"
+    return text
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    from .config import load_defaults
     from .progress import TerminalProgress
 
-    from .config import load_defaults
-
-    defaults = load_defaults()
-    args = build_parser(defaults).parse_args(argv)
-    args.defaults = defaults
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        args.build, args.run = resolve_options(vars(args), load_defaults())
+    except OptionError as err:
+        parser.exit(EXIT_USAGE, f"{parser.prog}: error: {err}\n")
     progress = TerminalProgress(quiet=getattr(args, "quiet", False),
                                 verbose=getattr(args, "verbose", False))
     try:
@@ -211,9 +185,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("interrupted: the build was stopped and the container removed; nothing was "
               "written", file=sys.stderr)
         return EXIT_INTERRUPTED
-    except MlboxError as err:
+    except OptionError as err:
         progress.close()
         print(f"error: {err}", file=sys.stderr)
+        return EXIT_USAGE
+    except MlboxError as err:
+        progress.close()
+        print(_error(err), file=sys.stderr)
         return EXIT_ERROR
 
 

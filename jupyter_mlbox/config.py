@@ -30,10 +30,11 @@ class MlboxDefaults(Configurable):
     timeout = Float(None, allow_none=True, help=help_of("timeout")).tag(config=True)
     memory = Unicode(None, allow_none=True, help=help_of("memory")).tag(config=True)
     cpus = Float(None, allow_none=True, help=help_of("cpus")).tag(config=True)
+    shm_size = Unicode(None, allow_none=True, help=help_of("shm_size")).tag(config=True)
     pip = List(Unicode(), help=help_of("pip")).tag(config=True)
     exclude = List(Unicode(), help=help_of("exclude")).tag(config=True)
 
-    @validate("gpus", "timeout", "memory", "cpus")
+    @validate("gpus", "timeout", "memory", "cpus", "shm_size")
     def _valid_option(self, proposal):
         """A bad configured value fails where it is read, naming the option and the file."""
         value = proposal["value"]

@@ -1,15 +1,15 @@
-"""Renders progress events on a terminal: one live status line on a TTY, plain lines otherwise.
+"""Renders progress on a terminal: one live status line on a TTY, plain lines otherwise.
 
-The core emits events; this is only one of their renderers (widgets.py is another).
+The core emits events into the one ProgressState (core/events.py); this is only one of its
+renderers (widgets.py is another, the server's job view a third).
 """
 from __future__ import annotations
 
 import shutil
 import sys
-import time
 from typing import TextIO
 
-from .core.events import ProgressEvent
+from .core.events import EventKind, ProgressEvent, ProgressState
 
 
 class TerminalProgress:
@@ -21,25 +21,26 @@ class TerminalProgress:
         self.quiet = quiet
         self.verbose = verbose
         self.tty = self.stream.isatty() if tty is None else tty
-        self.started = time.monotonic()
+        self.state = ProgressState()
         self._live = False
 
     def __call__(self, event: ProgressEvent) -> None:
-        if self.quiet and event.kind != "warning":
+        self.state.apply(event)
+        if self.quiet and event.kind != EventKind.WARNING:
             return
-        elapsed = time.monotonic() - self.started
-        if event.kind == "log":
+        elapsed = f"[{self.state.elapsed:5.1f}s]"
+        if event.kind == EventKind.LOG:
             if self.verbose:
                 self._line(f"  {event.message}")
             elif self.tty:
-                self._status(f"[{elapsed:5.1f}s] {event.phase}: {event.message}")
+                self._status(f"{elapsed} {event.phase}: {event.message}")
             return
-        if event.kind == "step" and self.tty:
-            self._status(f"[{elapsed:5.1f}s] {event.phase} step {event.step}/{event.total}: "
-                         f"{event.message}")
+        if event.kind == EventKind.STEP and self.tty:
+            self._status(f"{elapsed} {event.phase} step {self.state.step}/{self.state.total}: "
+                         f"{self.state.message}")
             return
-        prefix = "warning: " if event.kind == "warning" else ""
-        self._line(f"[{elapsed:5.1f}s] {prefix}{event}")
+        prefix = "warning: " if event.kind == EventKind.WARNING else ""
+        self._line(f"{elapsed} {prefix}{event}")
 
     def _status(self, text: str) -> None:
         width = shutil.get_terminal_size((100, 20)).columns - 1

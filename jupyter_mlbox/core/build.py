@@ -161,7 +161,8 @@ def plan_notebook(path: str | Path, options: BuildOptions = BuildOptions(), *,
     execute the notebook when run (``jupyter mlbox export``).
     """
     path = Path(path)
-    nb = read_notebook(path)
+    read_warnings: list[str] = []
+    nb = read_notebook(path, read_warnings)
     on_event(ProgressEvent("inferring", "phase", f"reading the imports of {path.name}"))
     sources = code_cell_sources(nb)
     inference = infer_requirements(sources, search_dir=path.parent,
@@ -173,6 +174,7 @@ def plan_notebook(path: str | Path, options: BuildOptions = BuildOptions(), *,
                       options=options, pip=pip, embedded_files=embedded,
                       entry_notebook=path.name if self_contained else None, inference=inference)
     plan.local_files = files
+    plan.warnings[:0] = read_warnings
     for warning in plan.warnings:
         on_event(ProgressEvent("inferring", "warning", warning))
     return nb, plan

@@ -4,10 +4,13 @@ It must run with only the standard library, nbformat and nbclient, since that is
 has. It is also imported on the host for ``inject_parameters``, so there is one implementation.
 
     python runner.py IN.ipynb OUT.ipynb [--cell-timeout S] [-p NAME VALUE]... [--params-json J]
+                     [--allow-errors]
 
 Parameters can also come from environment variables ``MLBOX_PARAM_<NAME>``. The executed
 notebook is always written to OUT (atomically), even when a cell fails, with the outcome in
-``metadata.mlbox``. Exit status: 0 every cell ran, 1 a cell raised, 2 the kernel died,
+``metadata.mlbox``; outputs stored in IN are cleared first, and cells after a failure are
+marked ``metadata.mlbox.status = "not-run"``. Exit status: 0 every cell ran, 1 a cell raised
+(with ``--allow-errors``: any cell raised, all listed), 2 the kernel died,
 3 a cell timed out, 4 the input or output was unusable.
 """
 from __future__ import annotations
@@ -67,13 +70,41 @@ def _write_atomic(nb, path):
     os.replace(tmp, path)
 
 
-def _failure(err, nb, status):
-    """What failed: the cell index, the exception name/value and the traceback text."""
-    failed = None
+def clear_outputs(nb):
+    """Every code cell starts empty (as papermill does): an output in the executed notebook
+    was made by this run, never left over from the input."""
+    for cell in nb.cells:
+        if cell.get("cell_type") == "code":
+            cell["outputs"] = []
+            cell["execution_count"] = None
+            cell.get("metadata", {}).pop("mlbox", None)
+    return nb
+
+
+def _error_of(cell):
+    for output in cell.get("outputs", []):
+        if output.get("output_type") == "error":
+            return output
+    return None
+
+
+def _allows_error(cell):
+    return "raises-exception" in cell.get("metadata", {}).get("tags", [])
+
+
+def _traceback_text(error):
+    traceback = error.get("traceback") or []
+    return traceback if isinstance(traceback, str) else "\n".join(traceback)
+
+
+def _failure(err, nb, status, started):
+    """What failed: the cell that was running when the run stopped (``started`` is the index of
+    the last cell the client began), the exception and the traceback text. Cells after it are
+    marked as not run."""
+    failed = started[-1] if started else None
     for index, cell in enumerate(nb.cells):
-        for output in cell.get("outputs", []):
-            if output.get("output_type") == "error":
-                failed = index
+        if failed is not None and index > failed and cell.get("cell_type") == "code":
+            cell.setdefault("metadata", {})["mlbox"] = {"status": "not-run"}
     ename = getattr(err, "ename", type(err).__name__)
     evalue = getattr(err, "evalue", str(err))
     traceback = getattr(err, "traceback", None) or str(err)
@@ -81,21 +112,46 @@ def _failure(err, nb, status):
             "traceback": traceback if isinstance(traceback, str) else "\n".join(traceback)}
 
 
-def execute(nb, *, cell_timeout=None, cwd=None):
-    """Run every cell; return (executed notebook, outcome dict, exit status)."""
+def _errors(nb):
+    """With --allow-errors: every cell that raised (cells tagged raises-exception excepted)."""
+    found = []
+    for index, cell in enumerate(nb.cells):
+        error = _error_of(cell) if cell.get("cell_type") == "code" else None
+        if error is not None and not _allows_error(cell):
+            found.append({"cell": index, "ename": error.get("ename", ""),
+                          "evalue": error.get("evalue", ""),
+                          "traceback": _traceback_text(error)})
+    return found
+
+
+def execute(nb, *, cell_timeout=None, cwd=None, allow_errors=False):
+    """Run every cell; return (executed notebook, outcome dict, exit status).
+
+    Cells tagged ``raises-exception`` may raise (nbclient's convention); ``allow_errors`` runs
+    to the end whatever raises, and the outcome lists every error (exit status 1 if any)."""
     from nbclient import NotebookClient
     from nbclient.exceptions import CellExecutionError, CellTimeoutError, DeadKernelError
 
+    started = []
+    clear_outputs(nb)
     client = NotebookClient(nb, timeout=cell_timeout, kernel_name="python3",
-                            resources={"metadata": {"path": cwd or os.getcwd()}})
+                            allow_errors=allow_errors,
+                            resources={"metadata": {"path": cwd or os.getcwd()}},
+                            on_cell_execute=lambda cell, cell_index: started.append(cell_index))
     try:
         client.execute()
     except CellTimeoutError as err:
-        return nb, _failure(err, nb, "timeout"), EXIT_TIMEOUT
+        return nb, _failure(err, nb, "timeout", started), EXIT_TIMEOUT
     except DeadKernelError as err:
-        return nb, _failure(err, nb, "kernel-died"), EXIT_KERNEL_DIED
+        return nb, _failure(err, nb, "kernel-died", started), EXIT_KERNEL_DIED
     except CellExecutionError as err:
-        return nb, _failure(err, nb, "error"), EXIT_CELL_ERROR
+        return nb, _failure(err, nb, "error", started), EXIT_CELL_ERROR
+    errors = _errors(nb) if allow_errors else []
+    if errors:
+        first = errors[0]
+        return nb, {"status": "errors", "errors": errors, "failed_cell": first["cell"],
+                    "ename": first["ename"], "evalue": first["evalue"],
+                    "traceback": first["traceback"]}, EXIT_CELL_ERROR
     return nb, {"status": "ok"}, EXIT_OK
 
 
@@ -109,6 +165,8 @@ def main(argv=None):
     parser.add_argument("-p", "--parameter", nargs=2, action="append", default=[],
                         metavar=("NAME", "VALUE"))
     parser.add_argument("--params-json", default=None)
+    parser.add_argument("--allow-errors", action="store_true",
+                        help="run every cell even after one raises; exit 1 if any did")
     args = parser.parse_args(argv)
 
     parameters = {k[len(PARAM_ENV_PREFIX):]: parse_parameter_value(v)
@@ -131,7 +189,8 @@ def main(argv=None):
         return EXIT_BAD_INPUT
 
     nb, outcome, status = execute(nb, cell_timeout=args.cell_timeout,
-                                  cwd=os.path.dirname(os.path.abspath(args.input)))
+                                  cwd=os.path.dirname(os.path.abspath(args.input)),
+                                  allow_errors=args.allow_errors)
     nb.metadata["mlbox"] = outcome
     _write_atomic(nb, args.output)
     if status != EXIT_OK:

@@ -297,9 +297,11 @@ class DockerEngine(Engine):
     def create_container(self, image: str, command: list[str], *,
                          environment: Mapping[str, str], labels: Mapping[str, str],
                          gpus: GpuRequest = GpuRequest(), memory: str | None = None,
-                         cpus: float | None = None,
+                         cpus: float | None = None, shm_size: str | None = None,
                          network_mode: str | None = None) -> ContainerHandle:
         kwargs = {}
+        if shm_size:
+            kwargs["shm_size"] = shm_size
         if memory:
             kwargs["mem_limit"] = memory
             kwargs["memswap_limit"] = memory  # no swap: an OOM is an OOM, not a slow crawl

@@ -108,7 +108,7 @@ class Engine(abc.ABC):
     def create_container(self, image: str, command: list[str], *,
                          environment: Mapping[str, str], labels: Mapping[str, str],
                          gpus: GpuRequest = GpuRequest(), memory: str | None = None,
-                         cpus: float | None = None,
+                         cpus: float | None = None, shm_size: str | None = None,
                          network_mode: str | None = None) -> ContainerHandle: ...
 
     @abc.abstractmethod

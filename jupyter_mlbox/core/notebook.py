@@ -10,6 +10,8 @@ import ast
 import json
 import os
 import tempfile
+import uuid
+import warnings as _warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable, Mapping
@@ -23,8 +25,9 @@ from ..errors import NotebookError
 PYTHON_CELL_MAGICS = {"mlbox", "time", "timeit", "capture", "prun"}
 
 
-def read_notebook(path: str | os.PathLike) -> NotebookNode:
-    """Read and validate a notebook, or raise a NotebookError that says what is wrong."""
+def read_notebook(path: str | os.PathLike, warnings: list[str] | None = None) -> NotebookNode:
+    """Read a notebook as Jupyter would open it, or raise a NotebookError that says what is
+    wrong. What nbformat can repair is repaired, and said in ``warnings``."""
     path = Path(path)
     if not path.exists():
         raise NotebookError(f"{path}: no such notebook")
@@ -34,11 +37,40 @@ def read_notebook(path: str | os.PathLike) -> NotebookNode:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as err:
         raise NotebookError(f"{path}: cannot be read ({err})") from err
-    return notebook_from_string(text, source=str(path))
+    return notebook_from_string(text, source=str(path), warnings=warnings)
 
 
-def notebook_from_string(text: str, *, source: str = "notebook") -> NotebookNode:
-    """Parse notebook JSON, upgrading old formats, with one clear error for anything malformed."""
+#: Keys a cell of each type may have in nbformat 4.5 (others are dropped when repairing).
+_CELL_KEYS = {"code": {"id", "cell_type", "metadata", "source", "outputs", "execution_count"},
+              "markdown": {"id", "cell_type", "metadata", "source", "attachments"},
+              "raw": {"id", "cell_type", "metadata", "source", "attachments"}}
+
+
+def _repaired(nb: NotebookNode) -> list[str]:
+    """Repair what Jupyter tolerates but the schema refuses; return what was changed.
+
+    Cell ids in a 4.0–4.4 notebook (jupytext writes them) make it 4.5; keys a cell type may
+    not have are dropped; missing ids are added."""
+    changes = []
+    if nb.nbformat == 4 and nb.nbformat_minor < 5 and any("id" in c for c in nb.cells):
+        nb.nbformat_minor = 5
+        changes.append("cell ids in an nbformat 4.4 file: read as 4.5")
+    for cell in nb.cells:
+        extra = set(cell) - _CELL_KEYS.get(cell.get("cell_type"), set(cell))
+        for key in sorted(extra):
+            del cell[key]
+        if extra:
+            changes.append(f"dropped {', '.join(sorted(extra))} from a "
+                           f"{cell.get('cell_type')} cell")
+        if nb.nbformat_minor >= 5 and not cell.get("id"):
+            cell["id"] = uuid.uuid4().hex[:8]
+    return changes
+
+
+def notebook_from_string(text: str, *, source: str = "notebook",
+                         warnings: list[str] | None = None) -> NotebookNode:
+    """Parse notebook JSON, upgrading old formats and repairing what Jupyter tolerates, with one
+    clear error for what Jupyter itself could not open."""
     try:
         raw = json.loads(text)
     except json.JSONDecodeError as err:
@@ -47,11 +79,24 @@ def notebook_from_string(text: str, *, source: str = "notebook") -> NotebookNode
     if not isinstance(raw, dict) or "cells" not in raw and "worksheets" not in raw:
         raise NotebookError(f"{source}: not a notebook (no 'cells')")
     try:
-        nb = nbformat.reads(json.dumps(raw), as_version=4)
+        with _warnings.catch_warnings():
+            _warnings.simplefilter("ignore")  # nbformat warns about what _repaired fixes
+            nb = nbformat.reads(json.dumps(raw), as_version=4)
         nbformat.validate(nb)
+        return nb
+    except nbformat.ValidationError as err:
+        first_error = str(err).splitlines()[0] if str(err) else type(err).__name__
     except Exception as err:  # nbformat raises several unrelated types here
         message = str(err).splitlines()[0] if str(err) else type(err).__name__
         raise NotebookError(f"{source}: not a valid notebook ({message})") from err
+    changes = _repaired(nb)
+    try:
+        nbformat.validate(nb)
+    except nbformat.ValidationError:
+        changes.append(f"it does not follow the notebook schema ({first_error}); "
+                       f"read as Jupyter would")
+    if warnings is not None:
+        warnings.extend(f"{Path(source).name}: {change}" for change in changes)
     return nb
 
 

@@ -77,6 +77,7 @@ class GpuRequest:
 
 
 NO_GPUS = GpuRequest()
+DEFAULT_SHM_SIZE = "1g"
 
 
 # --- the models the core takes ------------------------------------------------------------------
@@ -102,6 +103,9 @@ class RunOptions:
     cpus: float | None = None
     env: Mapping[str, str] = field(default_factory=dict)
     parameters: Mapping[str, object] = field(default_factory=dict)
+    allow_errors: bool = False
+    #: Docker's default /dev/shm is 64 MB, where PyTorch DataLoader workers die of a bus error
+    shm_size: str = DEFAULT_SHM_SIZE
     network_mode: str | None = None
 
     def __post_init__(self) -> None:
@@ -229,6 +233,12 @@ OPTIONS: tuple[Option, ...] = (
            metavar="SIZE", configurable=True),
     Option("cpus", ("--cpus",), "CPU limit, e.g. 2", "run", read=positive_number, metavar="N",
            configurable=True),
+    Option("shm_size", ("--shm-size",), f"size of /dev/shm in the container (default "
+           f"{DEFAULT_SHM_SIZE}; Docker's own 64m kills PyTorch DataLoader workers)", "run",
+           read=memory_size, metavar="SIZE", configurable=True),
+    Option("allow_errors", ("--allow-errors",), "run every cell even after one raises (cells "
+           "tagged raises-exception may always raise); the run still fails, listing every "
+           "error", "run", read=_switch, switch=True),
     Option("env", ("-e", "--env"), "environment variable in the container (repeatable)", "run",
            read=_pairs, metavar="K=V", many=True, read_flag=key_value),
     Option("parameters", ("-p", "--parameter"), "papermill-style parameter, injected after the "

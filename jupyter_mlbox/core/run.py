@@ -61,6 +61,11 @@ def _failed_cell(outcome: Mapping) -> str:
 
 
 def _failure_message(outcome: Mapping) -> str:
+    errors = outcome.get("errors") or []
+    if len(errors) > 1:  # --allow-errors: a summary of every cell that raised
+        listed = "; ".join(f"cell {e['cell'] + 1} {e['ename']}: {strip_ansi(e['evalue'])[:120]}"
+                           for e in errors)
+        return f"{len(errors)} cells raised (the run went on to the end): {listed}"
     traceback = strip_ansi(outcome.get("traceback") or "").strip()
     head = (f"{_failed_cell(outcome)} raised {outcome.get('ename', 'an error')}: "
             f"{outcome.get('evalue', '')}")
@@ -86,6 +91,8 @@ def run_notebook(engine: Engine, image: str, nb: NotebookNode, *,
         command += ["--cell-timeout", str(options.timeout)]
     if options.parameters:
         command += ["--params-json", json.dumps(dict(options.parameters))]
+    if options.allow_errors:
+        command += ["--allow-errors"]
     payload = {name: nbformat.writes(nb).encode(), **dict(files or {})}
     labels = {MANAGED_LABEL: "true", NOTEBOOK_LABEL: name}
 
@@ -95,7 +102,7 @@ def run_notebook(engine: Engine, image: str, nb: NotebookNode, *,
                                + (f" with --gpus {gpus}" if gpus.requested else "")))
         container = engine.create_container(
             image, command, environment=options.env, labels=labels,
-            gpus=gpus, memory=options.memory, cpus=options.cpus,
+            gpus=gpus, memory=options.memory, cpus=options.cpus, shm_size=options.shm_size,
             network_mode=options.network_mode)
         try:
             engine.put_files(container, WORKDIR, payload)
