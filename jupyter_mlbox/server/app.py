@@ -11,7 +11,11 @@ from .jobs import JobManager
 
 
 class MlboxApp(ExtensionApp):
-    """REST API under ``/mlbox/api/``: requirements, Dockerfiles, builds, runs, exports, images."""
+    """REST API under ``/mlbox/api/``: requirements, Dockerfiles, builds, runs, exports, images.
+
+    Option defaults come from ``c.MlboxDefaults`` (``jupyter_mlbox_config.{py,json}`` on the
+    Jupyter config path, or the server's own config), as for the CLI and the magics.
+    """
 
     name = "jupyter_mlbox"
     load_other_extensions = True
@@ -25,7 +29,8 @@ class MlboxApp(ExtensionApp):
              "ssh://…). Default: DOCKER_HOST, else the local socket.")
     base_image = Unicode(
         None, allow_none=True, config=True,
-        help="Base image of built images. Default: python:<the server's major.minor>-slim.")
+        help="Base image of built images; overrides c.MlboxDefaults.base_image. Default: "
+             "python:<the server's major.minor>-slim.")
     gpu_probe_seconds = Float(
         300.0, config=True,
         help="How long GET /mlbox/api/status may reuse its last GPU probe (a probe starts a "
@@ -34,9 +39,20 @@ class MlboxApp(ExtensionApp):
     job_manager = Instance(JobManager, allow_none=True)
 
     def initialize_settings(self) -> None:
+        from ..config import MlboxDefaults, load_defaults
+        from ..errors import OptionError
+
         self.job_manager = self.job_manager_class(parent=self, log=self.log)
         self._gpu_cache: dict[str, tuple[float, bool]] = {}
         self._gpu_lock = threading.Lock()
+        self._defaults_error: str | None = None
+        try:
+            self.defaults = load_defaults(config=self.config)
+        except OptionError as err:  # the server still starts; jobs say what is wrong
+            self.log.error("mlbox: %s", err)
+            self.defaults, self._defaults_error = MlboxDefaults(), str(err)
+        if self.base_image:
+            self.defaults.base_image = self.base_image
         self.settings["mlbox"] = self
 
     def initialize_handlers(self) -> None:
@@ -52,22 +68,31 @@ class MlboxApp(ExtensionApp):
 
     def engine(self):
         """A connection to the configured daemon (DaemonUnavailableError when none answers)."""
-        from ..core.engine import DockerEngine
+        from ..core.engine import connect
 
-        return DockerEngine.connect(base_url=self.docker_host or None)
+        return connect(base_url=self.docker_host or None)
+
+    def resolve_options(self, values: dict | None = None):
+        """``(BuildOptions, RunOptions)`` of a request's ``options`` over the defaults."""
+        from ..core.options import resolve_options
+        from ..errors import MlboxError
+
+        if self._defaults_error:
+            raise MlboxError(self._defaults_error)
+        return resolve_options(values or {}, self.defaults)
 
     def effective_base_image(self) -> str:
         from ..core.dockerfile import default_base_image
 
-        return self.base_image or default_base_image()
+        return self.defaults.base_image or default_base_image()
 
-    def gpu_support(self, engine) -> bool:
+    def gpu_support(self, engine, probe_image: str | None = None) -> bool:
         """The GPU probe, cached for ``gpu_probe_seconds`` per daemon."""
         with self._gpu_lock:
             cached = self._gpu_cache.get(engine.host)
             if cached and time.monotonic() - cached[0] < self.gpu_probe_seconds:
                 return cached[1]
-        value = engine.gpu_support(self.effective_base_image())
+        value = engine.gpu_support(probe_image or self.effective_base_image())
         with self._gpu_lock:
             self._gpu_cache[engine.host] = (time.monotonic(), value)
         return value

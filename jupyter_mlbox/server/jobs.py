@@ -1,112 +1,94 @@
 """Long work (builds, runs, exports) as jobs in a thread pool, off the server's event loop.
 
-A job records what the core reports through progress events (phase, build step, log lines) so
-a front end can poll it; cancelling sets the job's CancelToken, which stops the build or kills
-and removes the container.
+A job is a :class:`~jupyter_mlbox.core.task.Task` (the work, its progress state, its outcome)
+plus what the panel lists it by. Cancelling sets the task's CancelToken, which stops the build
+or kills and removes the container; a job still in the queue ends as cancelled at once.
 """
 from __future__ import annotations
 
-import collections
-import itertools
 import threading
 import time
-import traceback
 import uuid
 from concurrent.futures import Future, ThreadPoolExecutor
+from pathlib import Path
 from typing import Any, Callable
 
 from traitlets import Integer
 from traitlets.config import LoggingConfigurable
 
-from ..core.events import CancelToken, ProgressEvent
-from ..errors import CancelledError, MlboxError
+from ..core.task import CANCELLED, DONE, FAILED, FINAL, QUEUED, RUNNING, Task, Work
+from ..errors import MlboxError
 
-#: Job statuses; the last three are final.
-QUEUED, RUNNING, DONE, FAILED, CANCELLED = "queued", "running", "done", "failed", "cancelled"
-FINAL = {DONE, FAILED, CANCELLED}
+__all__ = ["Job", "JobManager", "QUEUED", "RUNNING", "DONE", "FAILED", "CANCELLED", "FINAL"]
 
-#: Where a phase starts on a 0..1 progress bar (building fills the span up to "starting").
-_PHASE_START = {"queued": 0.0, "inferring": 0.02, "building": 0.05, "starting": 0.7,
-                "running": 0.75, "collecting": 0.92, "pushing": 0.85, "done": 1.0}
-
-#: What a job does: ``work(on_event, cancel) -> result dict``.
-Work = Callable[[Callable[[ProgressEvent], None], CancelToken], dict]
+#: Result fields that hold a file path, shown relative to the server root.
+PATH_FIELDS = ("output_path",)
 
 
 class Job:
-    """One build, run or export and everything a front end shows about it."""
+    """One build, run or export: its task, and what the panel lists it by.
 
-    def __init__(self, kind: str, path: str, log_lines: int, label: str = "") -> None:
+    ``api_path`` turns a file path of the result into one relative to the server root.
+    """
+
+    def __init__(self, kind: str, path: str, task: Task, label: str = "",
+                 api_path: Callable[[Path], str] | None = None) -> None:
         self.id = uuid.uuid4().hex[:12]
         self.kind = kind
         self.path = path
         self.label = label
-        self.status = QUEUED
-        self.phase = "queued"
-        self.message = ""
-        self.step: int | None = None
-        self.total: int | None = None
-        self.progress = 0.0
-        self.warnings: list[str] = []
-        self.log: collections.deque[str] = collections.deque(maxlen=log_lines)
-        self.created = time.time()
-        self.started: float | None = None
-        self.finished: float | None = None
-        self.result: dict[str, Any] | None = None
-        self.error: str | None = None
-        self.error_type: str | None = None
-        self.cancel_token = CancelToken()
+        self.task = task
+        self.api_path = api_path or str
         self.future: Future | None = None
-        self._lock = threading.Lock()
+
+    @property
+    def status(self) -> str:
+        return self.task.status
 
     @property
     def is_final(self) -> bool:
-        return self.status in FINAL
+        return self.task.is_final
 
-    def record(self, event: ProgressEvent) -> None:
-        """What the core reported: update phase, step and progress, keep a log tail."""
-        with self._lock:
-            if event.kind == "phase" or event.phase != self.phase:
-                self.phase = event.phase
-                self.step = self.total = None
-            if event.kind == "step":
-                self.step, self.total = event.step, event.total
-            if event.kind in {"phase", "step", "info"} and event.message:
-                self.message = event.message
-            if event.kind == "warning":
-                self.warnings.append(event.message)
-            if event.message:
-                self.log.append(str(event))
-            start = _PHASE_START.get(self.phase, self.progress)
-            if self.phase == "building" and self.step and self.total:
-                start += (_PHASE_START["starting"] - start) * (self.step / self.total)
-            self.progress = max(self.progress, min(start, 1.0))
+    @property
+    def created(self) -> float:
+        return self.task.created
 
-    def finish(self, status: str, *, result: dict | None = None, error: str | None = None,
-               error_type: str | None = None) -> None:
-        with self._lock:
-            self.status = status
-            self.finished = time.time()
-            self.result = result if result is not None else self.result
-            self.error, self.error_type = error, error_type
-            if status == DONE:
-                self.phase, self.progress = "done", 1.0
-            if error:
-                self.log.append(f"[{status}] {error}")
+    def result_dict(self) -> dict | None:
+        """The result as JSON; for a failed run, where its executed notebook was written."""
+        task = self.task
+        if task.status == DONE:
+            result = task.result
+            data = result.as_dict() if hasattr(result, "as_dict") else result
+        else:
+            output = getattr(task.error, "output_path", None)
+            data = {"output_path": output} if output else None
+        if not isinstance(data, dict):
+            return data
+        return {key: self.api_path(Path(value)) if key in PATH_FIELDS and value else value
+                for key, value in data.items()}
+
+    def error_text(self) -> str | None:
+        error = self.task.error
+        if error is None:
+            return None
+        if isinstance(error, MlboxError):
+            return str(error)
+        return f"unexpected error: {type(error).__name__}: {error}"
 
     def as_dict(self, *, log: bool = True) -> dict:
-        with self._lock:
-            now = self.finished or time.time()
-            return {
-                "id": self.id, "kind": self.kind, "path": self.path, "label": self.label,
-                "status": self.status, "phase": self.phase, "message": self.message,
-                "step": self.step, "total": self.total, "progress": round(self.progress, 3),
-                "warnings": list(self.warnings),
-                "created": self.created, "started": self.started, "finished": self.finished,
-                "elapsed": round(now - self.started, 2) if self.started else 0.0,
-                "result": self.result, "error": self.error, "error_type": self.error_type,
-                **({"log": list(self.log)} if log else {}),
-            }
+        task = self.task
+        progress = task.progress.snapshot()
+        lines = progress.pop("log")
+        now = task.finished or time.time()
+        return {
+            "id": self.id, "kind": self.kind, "path": self.path, "label": self.label,
+            "status": task.status, **progress,
+            "created": task.created, "started": task.started, "finished": task.finished,
+            "elapsed": round(now - task.started, 2) if task.started else 0.0,
+            "result": self.result_dict(), "error": self.error_text(),
+            "error_type": type(task.error).__name__ if task.error is not None else None,
+            **({"log": lines} if log else {}),
+        }
 
 
 class JobManager(LoggingConfigurable):
@@ -125,38 +107,27 @@ class JobManager(LoggingConfigurable):
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self._jobs: dict[str, Job] = {}
-        self._order = itertools.count()
         self._lock = threading.Lock()
         self._executor = ThreadPoolExecutor(max_workers=self.max_workers,
                                             thread_name_prefix="mlbox-job")
 
-    def submit(self, kind: str, path: str, work: Work, label: str = "") -> Job:
-        job = Job(kind, path, self.log_lines, label)
+    def submit(self, kind: str, path: str, work: Work, label: str = "",
+               api_path: Callable[[Path], str] | None = None) -> Job:
+        """Queue ``work(emit, cancel) -> result`` (a core result, a dict or None)."""
+        job = Job(kind, path, Task(work, follow=False, log_lines=self.log_lines), label,
+                  api_path)
         with self._lock:
             self._jobs[job.id] = job
             self._forget_old()
-        job.future = self._executor.submit(self._run, job, work)
+        job.future = self._executor.submit(self._run, job)
         return job
 
-    def _run(self, job: Job, work: Work) -> None:
-        if job.cancel_token.cancelled:
-            job.finish(CANCELLED, error="cancelled before it started", error_type="CancelledError")
-            return
-        job.status, job.started = RUNNING, time.time()
-        try:
-            result = work(job.record, job.cancel_token)
-        except CancelledError as err:
-            job.finish(CANCELLED, error=str(err), error_type=type(err).__name__)
-        except MlboxError as err:
-            job.finish(FAILED, result=getattr(err, "mlbox_result", None), error=str(err),
-                       error_type=type(err).__name__)
-        except Exception as err:  # noqa: BLE001 - a bug: keep the server alive, show it
-            self.log.error("mlbox job %s failed unexpectedly:\n%s", job.id,
-                           traceback.format_exc())
-            job.finish(FAILED, error=f"unexpected error: {type(err).__name__}: {err}",
-                       error_type=type(err).__name__)
-        else:
-            job.finish(DONE, result=result)
+    def _run(self, job: Job) -> None:
+        job.task.execute()
+        error = job.task.error
+        if error is not None and not isinstance(error, MlboxError):  # a bug: show it, go on
+            self.log.error("mlbox job %s failed unexpectedly", job.id,
+                           exc_info=(type(error), error, error.__traceback__))
 
     def get(self, job_id: str) -> Job | None:
         with self._lock:
@@ -167,10 +138,9 @@ class JobManager(LoggingConfigurable):
             return sorted(self._jobs.values(), key=lambda job: job.created, reverse=True)
 
     def cancel(self, job: Job) -> None:
-        job.cancel_token.cancel()
+        job.task.cancel()
         if job.future is not None and job.future.cancel():
-            job.finish(CANCELLED, error="cancelled before it started",
-                       error_type="CancelledError")
+            job.task.execute()  # cancelled before it started: ends as cancelled, runs nothing
 
     def _forget_old(self) -> None:
         finished = [job for job in sorted(self._jobs.values(), key=lambda j: j.created)
