@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
+import socket
+import subprocess
 import time
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -16,22 +20,27 @@ ROOT = Path(__file__).resolve().parents[1]
 EXAMPLES = ROOT / "example_notebooks"
 
 
-def write_notebook(path: Path, cells, *, name: str | None = None) -> Path:
-    """The one notebook factory of the tests: write a v4 notebook of code ``cells`` (each a
-    source, or ``(source, tags)``) to ``path`` (or to ``path / name`` when ``name`` is given;
-    parent folders are made) and return where it went."""
-    import nbformat
-
+def notebook_node(cells):
+    """The one notebook factory of the tests: a v4 notebook of code ``cells``, each a source
+    or ``(source, tags)``."""
     from jupyter_mlbox.core.notebook import new_notebook_from_cells
 
-    path = Path(path) / name if name else Path(path)
     pairs = [(cell, []) if isinstance(cell, str) else cell for cell in cells]
     nb = new_notebook_from_cells([source for source, _ in pairs])
     for cell, (_, tags) in zip(nb.cells, pairs):
         if tags:
             cell.metadata["tags"] = list(tags)
+    return nb
+
+
+def write_notebook(path: Path, cells, *, name: str | None = None) -> Path:
+    """:func:`notebook_node` of ``cells`` written to ``path`` (or to ``path / name`` when
+    ``name`` is given; parent folders are made); returns where it went."""
+    import nbformat
+
+    path = Path(path) / name if name else Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    nbformat.write(nb, path)
+    nbformat.write(notebook_node(cells), path)
     return path
 
 
@@ -77,3 +86,56 @@ def no_leftover_containers(engine):
     """Fails the test if it leaves a jupyter_mlbox container behind."""
     with containers_not_left_behind(engine):
         yield
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def local_registry(tmp_path_factory):
+    """A real Docker registry (Debian ``docker-registry``) on a loopback port.
+
+    dockerd treats 127.0.0.0/8 as an insecure registry, so plain HTTP works. Yields
+    ``127.0.0.1:PORT``.
+    """
+    binary = shutil.which("docker-registry") or "/usr/bin/docker-registry"
+    if not Path(binary).exists():
+        pytest.fail("docker-registry is missing: run scripts/install-test-deps.sh")
+    root = tmp_path_factory.mktemp("registry")
+    port = free_port()
+    config = root / "config.yml"
+    config.write_text(f"""version: 0.1
+log:
+  level: warn
+storage:
+  filesystem:
+    rootdirectory: {root / 'data'}
+  delete:
+    enabled: true
+http:
+  addr: 127.0.0.1:{port}
+""")
+    log = open(root / "registry.log", "wb")
+    process = subprocess.Popen([binary, "serve", str(config)], stdout=log,
+                               stderr=subprocess.STDOUT)
+    address = f"127.0.0.1:{port}"
+    try:
+        for _ in range(100):
+            try:
+                urllib.request.urlopen(f"http://{address}/v2/", timeout=1).read()
+                break
+            except OSError:
+                if process.poll() is not None:
+                    pytest.fail("docker-registry exited: "
+                                + (root / "registry.log").read_text()[-2000:])
+                time.sleep(0.1)
+        else:
+            pytest.fail("docker-registry did not answer within 10 s")
+        yield address
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+        log.close()

@@ -28,18 +28,17 @@ class Check:
         return f"{'ok ' if self.ok else 'NO '} {self.name}: {self.detail}"
 
 
-def diagnose(base_image: str | None = None, *,
-             connect_engine: Callable[[], Engine] = connect,
+def diagnose(base_image: str | None = None, *, host: str | None = None,
              gpu_support: Callable[[Engine, str], bool] | None = None) -> list[Check]:
     """Run every check; never raises for a failed check, it reports it.
 
-    ``connect_engine`` and ``gpu_support`` let a front end use its own daemon setting and its
-    cached GPU probe (the probe starts a container)."""
+    ``host`` is the daemon to check (default: ``DOCKER_HOST``, else the local socket);
+    ``gpu_support`` lets a front end use its cached GPU probe (the probe starts a container)."""
     base_image = base_image or default_base_image()
     checks = []
-    where = os.environ.get("DOCKER_HOST")
+    where = host or os.environ.get("DOCKER_HOST")
     try:
-        engine = connect_engine()
+        engine = connect(host)
     except MlboxError as err:
         checks.append(Check(DAEMON, False, str(err),
                             facts={"host": where or "unix:///var/run/docker.sock"}))

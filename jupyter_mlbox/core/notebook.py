@@ -67,6 +67,10 @@ def _repaired(nb: NotebookNode) -> list[str]:
     return changes
 
 
+def _first_line(err: Exception) -> str:
+    return str(err).splitlines()[0] if str(err) else type(err).__name__
+
+
 def notebook_from_string(text: str, *, source: str = "notebook",
                          warnings: list[str] | None = None) -> NotebookNode:
     """Parse notebook JSON, upgrading old formats and repairing what Jupyter tolerates, with one
@@ -85,10 +89,11 @@ def notebook_from_string(text: str, *, source: str = "notebook",
         nbformat.validate(nb)
         return nb
     except nbformat.ValidationError as err:
-        first_error = str(err).splitlines()[0] if str(err) else type(err).__name__
+        if "nb" not in locals():  # nbformat could not even read it: Jupyter cannot open it
+            raise NotebookError(f"{source}: not a valid notebook ({_first_line(err)})") from err
+        first_error = _first_line(err)
     except Exception as err:  # nbformat raises several unrelated types here
-        message = str(err).splitlines()[0] if str(err) else type(err).__name__
-        raise NotebookError(f"{source}: not a valid notebook ({message})") from err
+        raise NotebookError(f"{source}: not a valid notebook ({_first_line(err)})") from err
     changes = _repaired(nb)
     try:
         nbformat.validate(nb)

@@ -221,7 +221,8 @@ OPTIONS: tuple[Option, ...] = (
            "build", read=_strings, metavar="PKG", many=True, configurable=True),
     Option("requirements_file", ("-r", "--requirements"), "use this requirements file "
            "instead of inferring from imports", "build",
-           read=lambda v: Path(_text(v)).expanduser(), metavar="FILE"),
+           read=lambda v: Path(_text(str(v) if isinstance(v, Path) else v)).expanduser(),
+           metavar="FILE"),
     Option("exclude", ("--exclude",), "drop this distribution from the requirements "
            "(repeatable)", "build", read=_strings, metavar="NAME", many=True, configurable=True),
     Option("rebuild", ("--rebuild",), "build again from scratch, ignoring the layer cache "

@@ -305,11 +305,9 @@ class StatusHandler(MlboxHandler):
         from ..core import doctor
 
         app = self.mlbox
-        checks = doctor.diagnose(app.effective_base_image(), connect_engine=app.engine,
+        checks = doctor.diagnose(app.effective_base_image(), host=app.docker_host or None,
                                  gpu_support=app.gpu_support)
         status = doctor.status(checks)
-        if not status["daemon"]["ok"] and app.docker_host:
-            status["daemon"]["host"] = app.docker_host
         status["defaults"] = app.defaults.configured()
         return status
 

@@ -1,4 +1,4 @@
-"""Small helpers for integration tests: make notebooks, run the CLI as a user would."""
+"""Small helpers for integration tests: run the CLI as a user would, read outputs."""
 from __future__ import annotations
 
 import os
@@ -6,19 +6,13 @@ import subprocess
 import sys
 from pathlib import Path
 
-import nbformat
-
-from jupyter_mlbox.core.notebook import new_notebook_from_cells
+from ..conftest import write_notebook
 
 
-def make_notebook(directory: Path, cells: list[str], name: str = "t.ipynb",
-                  parameters_cell: int | None = None) -> Path:
-    nb = new_notebook_from_cells(cells)
-    if parameters_cell is not None:
-        nb.cells[parameters_cell].metadata["tags"] = ["parameters"]
-    path = directory / name
-    nbformat.write(nb, path)
-    return path
+def make_notebook(directory: Path, cells, name: str = "t.ipynb") -> Path:
+    """``write_notebook(directory, cells, name=name)``: kept for the magics tests that import
+    it; new tests call tests.conftest.write_notebook."""
+    return write_notebook(directory, cells, name=name)
 
 
 def cli(*args: str, env: dict | None = None, timeout: float = 600) -> subprocess.CompletedProcess:

@@ -11,7 +11,8 @@ import threading
 import nbformat
 import pytest
 
-from .helpers import cli, make_notebook, outputs
+from ..conftest import write_notebook
+from .helpers import cli, outputs
 
 pytestmark = pytest.mark.docker
 
@@ -61,7 +62,8 @@ def tcp_docker_host():
 
 
 def test_run_over_tcp_docker_host(tmp_path, engine, tcp_docker_host, no_leftover_containers):
-    path = make_notebook(tmp_path, ["import numpy as np\nprint('over tcp', np.ones(2).sum())"])
+    path = write_notebook(tmp_path / "t.ipynb",
+                          ["import numpy as np\nprint('over tcp', np.ones(2).sum())"])
     doctor = cli("doctor", env={"DOCKER_HOST": tcp_docker_host})
     assert tcp_docker_host in doctor.stdout
     result = cli("run", str(path), env={"DOCKER_HOST": tcp_docker_host})

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from jupyter_mlbox.core.build import build_image, plan_image
-from jupyter_mlbox.core.engine import DockerEngine
+from jupyter_mlbox.core.docker_engine import DockerEngine
 from jupyter_mlbox.core.notebook import new_notebook_from_cells
 from jupyter_mlbox.core.run import RunOptions, run_notebook
 from jupyter_mlbox.errors import GPUUnavailableError

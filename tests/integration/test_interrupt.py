@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from .helpers import make_notebook
+from ..conftest import write_notebook
 
 pytestmark = pytest.mark.docker
 
@@ -45,8 +45,8 @@ def interrupt_when(args, marker: str, timeout: float = 300) -> subprocess.Comple
 
 def test_ctrl_c_during_run_removes_the_container_and_writes_nothing(tmp_path, engine):
     before = all_containers()
-    path = make_notebook(tmp_path, ["import numpy", "import time\nprint('sleeping')\n"
-                                    "time.sleep(300)"])
+    path = write_notebook(tmp_path / "t.ipynb", ["import numpy", "import time\nprint('sleeping')\n"
+                                                 "time.sleep(300)"])
     result = interrupt_when(["run", str(path)], "executing t.ipynb")
     assert result.returncode == 130, result.stderr
     assert "interrupted" in result.stderr and "Traceback" not in result.stderr
@@ -58,7 +58,7 @@ def test_ctrl_c_during_run_removes_the_container_and_writes_nothing(tmp_path, en
 
 def test_ctrl_c_during_build_stops_it_and_leaves_no_container(tmp_path, engine):
     before = all_containers()
-    path = make_notebook(tmp_path, ["import numpy"])
+    path = write_notebook(tmp_path / "t.ipynb", ["import numpy"])
     # --rebuild forces a real build; the marker is the slow dependency step.
     result = interrupt_when(["build", str(path), "--rebuild", "--pip", "tqdm"], "uv pip install")
     assert result.returncode == 130, result.stderr
@@ -75,7 +75,7 @@ def test_cancel_at_the_start_of_a_build_step_leaves_no_step_container(tmp_path, 
     has a name on the stream: dockerd keeps that container, the engine must find it anyway."""
     from jupyter_mlbox.core.build import build_image, plan_image
     from jupyter_mlbox.core.events import CancelToken
-    from jupyter_mlbox.errors import CancelledError
+    from jupyter_mlbox.errors import UserCancelledError
 
     before = all_containers()
     plan = plan_image(["import numpy"], notebook_name="cancel-step.ipynb", search_dir=tmp_path)
@@ -85,10 +85,10 @@ def test_cancel_at_the_start_of_a_build_step_leaves_no_step_container(tmp_path, 
         if event.kind == "step" and "uv pip install" in event.message:
             cancel.cancel()
 
-    with pytest.raises(CancelledError):
+    with pytest.raises(UserCancelledError):
         build_image(engine, plan, rebuild=True, on_event=on_event, cancel=cancel)
     label = "=".join(plan.context.step_label)
-    assert not engine._client.containers.list(all=True, filters={"label": label})
+    assert not engine.list_containers(label)
     assert all_containers() - before == set()
     # The build really stopped: it does not finish in the background later.
     time.sleep(45)

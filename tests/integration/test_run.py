@@ -9,7 +9,8 @@ from jupyter_mlbox.core.build import build_image, plan_image
 from jupyter_mlbox.core.run import RunOptions, run_notebook_file
 from jupyter_mlbox.errors import (KernelDiedError, RunTimeoutError)
 
-from .helpers import cli, make_notebook, outputs
+from ..conftest import write_notebook
+from .helpers import cli, outputs
 
 pytestmark = [pytest.mark.docker, pytest.mark.usefixtures("no_leftover_containers")]
 
@@ -17,7 +18,7 @@ NUMPY_CELL = "import numpy as np\nprint('sum', int(np.arange(4).sum()))"
 
 
 def test_cli_run_writes_executed_notebook_next_to_input(tmp_path, engine):
-    path = make_notebook(tmp_path, [NUMPY_CELL, "import os\nos.getuid()"])
+    path = write_notebook(tmp_path / "t.ipynb", [NUMPY_CELL, "import os\nos.getuid()"])
     before = path.read_bytes()
     result = cli("run", str(path))
     assert result.returncode == 0, result.stderr
@@ -32,7 +33,7 @@ def test_cli_run_writes_executed_notebook_next_to_input(tmp_path, engine):
 
 
 def test_unchanged_notebook_builds_nothing_the_second_time(tmp_path, engine):
-    path = make_notebook(tmp_path, [NUMPY_CELL])
+    path = write_notebook(tmp_path / "t.ipynb", [NUMPY_CELL])
     plan = plan_image([NUMPY_CELL], notebook_name=path.name, search_dir=tmp_path)
     first = build_image(engine, plan)
     second = build_image(engine, plan_image([NUMPY_CELL], notebook_name=path.name,
@@ -44,8 +45,9 @@ def test_unchanged_notebook_builds_nothing_the_second_time(tmp_path, engine):
 
 
 def test_cell_error_exits_non_zero_with_in_container_traceback(tmp_path, engine):
-    path = make_notebook(tmp_path, ["x = 1", "def f():\n    raise ValueError('boom from the container')\nf()",
-                                    "print('never')"])
+    path = write_notebook(tmp_path / "t.ipynb", [
+        "x = 1", "def f():\n    raise ValueError('boom from the container')\nf()",
+        "print('never')"])
     result = cli("run", str(path), "-o", str(tmp_path / "out.ipynb"))
     assert result.returncode == 1
     assert "ValueError" in result.stderr and "boom from the container" in result.stderr
@@ -56,7 +58,7 @@ def test_cell_error_exits_non_zero_with_in_container_traceback(tmp_path, engine)
 
 
 def test_kernel_death_is_reported_and_the_container_removed(tmp_path, engine):
-    path = make_notebook(tmp_path, ["import os\nos._exit(1)"])
+    path = write_notebook(tmp_path / "t.ipynb", ["import os\nos._exit(1)"])
     with pytest.raises(KernelDiedError, match="kernel died"):
         run_notebook_file(engine, path)
     kept = nbformat.read(tmp_path / "t.mlbox.ipynb", as_version=4)  # kept to read in context
@@ -64,14 +66,14 @@ def test_kernel_death_is_reported_and_the_container_removed(tmp_path, engine):
 
 
 def test_out_of_memory_is_reported(tmp_path, engine):
-    path = make_notebook(tmp_path, ["blocks = []\nfor _ in range(64):\n"
-                                    "    blocks.append(bytearray(16 * 2**20))"])
+    path = write_notebook(tmp_path / "t.ipynb", ["blocks = []\nfor _ in range(64):\n"
+                                                 "    blocks.append(bytearray(16 * 2**20))"])
     with pytest.raises(KernelDiedError, match="ran out of memory \\(limit 96m\\)"):
         run_notebook_file(engine, path, options=RunOptions(memory="96m"))
 
 
 def test_timeout_stops_and_removes_the_container(tmp_path, engine):
-    path = make_notebook(tmp_path, ["import time\ntime.sleep(120)"])
+    path = write_notebook(tmp_path / "t.ipynb", ["import time\ntime.sleep(120)"])
     with pytest.raises(RunTimeoutError, match="timeout"):
         run_notebook_file(engine, path, options=RunOptions(timeout=3))
     assert not (tmp_path / "t.mlbox.ipynb").exists()
@@ -81,11 +83,11 @@ def test_parameters_env_and_local_files_reach_the_container(tmp_path, engine):
     (tmp_path / "helpers.py").write_text("def greet(name):\n    return f'hello {name}'\n")
     (tmp_path / "data").mkdir()
     (tmp_path / "data" / "numbers.csv").write_text("a\n1\n2\n")
-    path = make_notebook(tmp_path, [
-        "alpha = 1\nname = 'x'",
+    path = write_notebook(tmp_path / "t.ipynb", [
+        ("alpha = 1\nname = 'x'", ["parameters"]),
         "import os, helpers\nprint(helpers.greet(name), alpha * 2, os.environ['MLBOX_TEST'])",
         "print(open('data/numbers.csv').read().split())",
-    ], parameters_cell=0)
+    ])
     result = cli("run", str(path), "-p", "alpha=21", "-p", "name=world", "-e", "MLBOX_TEST=yes")
     assert result.returncode == 0, result.stderr
     nb = nbformat.read(tmp_path / "t.mlbox.ipynb", as_version=4)
@@ -120,7 +122,7 @@ def test_malformed_notebook_is_a_clear_error(tmp_path):
 
 
 def test_unknown_package_fails_the_build_with_the_step_and_log(tmp_path, engine):
-    path = make_notebook(tmp_path, ["import numpy"])
+    path = write_notebook(tmp_path / "t.ipynb", ["import numpy"])
     result = cli("build", str(path), "--pip", "mlbox-no-such-package-zz==9.9.9")
     assert result.returncode == 3
     assert "failing step" in result.stderr and "uv pip install" in result.stderr
@@ -129,7 +131,7 @@ def test_unknown_package_fails_the_build_with_the_step_and_log(tmp_path, engine)
 
 
 def test_dead_daemon_is_a_clear_error(tmp_path):
-    path = make_notebook(tmp_path, ["1"])
+    path = write_notebook(tmp_path / "t.ipynb", ["1"])
     result = cli("run", str(path), env={"DOCKER_HOST": f"unix://{tmp_path}/no.sock"})
     assert result.returncode == 3
     assert "cannot reach a Docker daemon" in result.stderr and "Traceback" not in result.stderr
@@ -150,7 +152,7 @@ def test_doctor_reports_daemon_base_image_gpu_and_pip_settings(engine):
 def test_missing_base_image_that_cannot_be_pulled_is_a_clear_error(tmp_path, engine):
     config = tmp_path / "jupyter_mlbox_config.json"
     config.write_text('{"MlboxDefaults": {"base_image": "python:0.0-nonexistent"}}')
-    path = make_notebook(tmp_path, ["import numpy"])
+    path = write_notebook(tmp_path / "t.ipynb", ["import numpy"])
     result = cli("build", str(path), env={"JUPYTER_CONFIG_DIR": str(tmp_path)})
     assert result.returncode == 3
     assert "python:0.0-nonexistent is not on this daemon and cannot be pulled" in result.stderr
@@ -165,7 +167,7 @@ def test_host_pip_warnings_come_with_builds_not_with_every_requirements_listing(
                                                                                  engine):
     conf = tmp_path / "pip.conf"
     conf.write_text("[global]\nextra-index-url = file:///nowhere/simple\n")
-    path = make_notebook(tmp_path, ["import numpy"])
+    path = write_notebook(tmp_path / "t.ipynb", ["import numpy"])
     env = {"PIP_CONFIG_FILE": str(conf)}
     listing = cli("requirements", str(path), env=env)
     assert "file:///nowhere/simple" not in listing.stderr

@@ -9,12 +9,11 @@ import asyncio
 import json
 import time
 
-import nbformat
 import pytest
 
 from pytest_jupyter.jupyter_server import *  # noqa: F401,F403
 
-from ..export.conftest import local_registry  # noqa: F401 - a real registry on loopback
+from ..conftest import write_notebook
 
 FINAL = {"done", "failed", "cancelled"}
 
@@ -24,26 +23,12 @@ def jp_server_config():
     return {"ServerApp": {"jpserver_extensions": {"jupyter_mlbox": True}}}
 
 
-def write_notebook(path, sources, tags=None):
-    nb = nbformat.v4.new_notebook()
-    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3",
-                                 "language": "python"}
-    for index, source in enumerate(sources):
-        cell = nbformat.v4.new_code_cell(source)
-        if tags and index in tags:
-            cell.metadata["tags"] = tags[index]
-        nb.cells.append(cell)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    nbformat.write(nb, path)
-    return path
-
-
 @pytest.fixture
 def notebooks(jp_root_dir):
     """Tiny notebooks in the server root (stdlib only: quick to build)."""
     write_notebook(jp_root_dir / "work" / "hello.ipynb",
-                   ["x = 1", "import json\nprint(json.dumps({'x': x, 'double': 2 * x}))"],
-                   tags={0: ["parameters"]})
+                   [("x = 1", ["parameters"]),
+                    "import json\nprint(json.dumps({'x': x, 'double': 2 * x}))"])
     write_notebook(jp_root_dir / "work" / "boom.ipynb",
                    ["print('before')", "raise RuntimeError('server boom')"])
     write_notebook(jp_root_dir / "work" / "sleepy.ipynb",

@@ -10,15 +10,15 @@ import json
 import os
 import secrets
 import shutil
-import socket
 import subprocess
 import sys
 import time
 import urllib.request
 from pathlib import Path
 
-import nbformat
 import pytest
+
+from ..conftest import free_port, write_notebook
 
 ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = ROOT / "test-artifacts"
@@ -26,12 +26,6 @@ CHROMIUM = os.environ.get("MLBOX_CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
                  "--disable-component-update", "--disable-sync", "--no-first-run",
                  "--disable-dev-shm-usage"]
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @pytest.fixture(scope="session")
@@ -43,15 +37,6 @@ def built_labextension() -> Path:
     out = ROOT / "jupyter_mlbox" / "labextension"
     assert (out / "package.json").exists()
     return out
-
-
-def write_notebook(path: Path, sources: list[str]) -> Path:
-    nb = nbformat.v4.new_notebook()
-    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3",
-                                 "language": "python"}
-    nb.cells = [nbformat.v4.new_code_cell(source) for source in sources]
-    nbformat.write(nb, path)
-    return path
 
 
 class Lab:
@@ -75,7 +60,7 @@ def start_lab(tmp: Path, root: Path, extra_args: list[str] = ()) -> tuple[subpro
     link = data / "labextensions" / "jupyter-mlbox"
     if not link.exists():
         link.symlink_to(ROOT / "jupyter_mlbox" / "labextension", target_is_directory=True)
-    port, token = _free_port(), secrets.token_hex(16)
+    port, token = free_port(), secrets.token_hex(16)
     env = {**os.environ, "JUPYTER_CONFIG_DIR": str(config), "JUPYTER_PATH": str(data),
            "JUPYTER_RUNTIME_DIR": str(runtime), "JUPYTER_PLATFORM_DIRS": "1"}
     log = tmp / "lab.log"
