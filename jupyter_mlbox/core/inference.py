@@ -23,6 +23,7 @@ from packaging.utils import canonicalize_name
 from packaging.version import InvalidVersion, Version
 
 from ..errors import RequirementError
+from .implied import extension_modules, implied_by
 from .notebook import parse_cells
 
 #: Never installed into an image: the tool itself lives only on the host.
@@ -41,7 +42,8 @@ _PIP_OPTIONS_WITH_VALUE = {
 class PinnedRequirement:
     """One line of requirements.txt and where it came from.
 
-    ``origin`` is "installed" (pinned to the kernel's version), "guess" (not installed here,
+    ``origin`` is "installed" (pinned to the kernel's version), "implied" (needed by a pattern
+    in the code rather than an import, see implied.py; pinned), "guess" (not installed here,
     unpinned), "pip-magic" (a ``%pip install`` line), "explicit" (``--pip``) or "file"
     (a requirements file).
     """
@@ -312,8 +314,10 @@ def infer_requirements(sources: Iterable[str], *, search_dir: Path | None = None
         if key in excluded:
             return
         previous = by_name.get(key)
+        if previous is not None and previous.origin == "installed" and origin == "implied":
+            origin = "installed"  # imported anyway: the import is the reason it is there
         if previous is not None and previous.origin in {"explicit", "file", "pip-magic"} \
-                and origin in {"installed", "guess"}:
+                and origin in {"installed", "implied", "guess"}:
             return  # what the user wrote wins over what was inferred
         by_name[key] = PinnedRequirement(str(req), origin,
                                          tuple(sorted(set(imports) | set(
@@ -352,6 +356,8 @@ def _infer_from_cells(cells, search_dir, result: InferenceResult, add) -> None:
             continue
         for module, guarded in classified_imports(cell.tree).items():
             optional[module] = optional.get(module, True) and guarded
+        for module in extension_modules(cell.tree):  # %load_ext NAME imports NAME
+            optional[module] = False
         for requirement in pip_install_arguments(cell.tree):
             add(requirement, "pip-magic")
 
@@ -391,3 +397,27 @@ def _infer_from_cells(cells, search_dir, result: InferenceResult, add) -> None:
                 f"{top}: not installed in this kernel; guessing PyPI package '{dist}' "
                 f"(unpinned: the version is a guess, the newest release will be installed)")
             add(dist, "guess", (top,))
+    _add_implied(cells, set(optional), result, add)
+
+
+def _add_implied(cells, imported: set[str], result: InferenceResult, add) -> None:
+    """Pinned when the kernel has it, else a warning naming --pip (never an unverified guess)."""
+    added: set[str] = set()
+    for cell in cells:
+        if cell.tree is None:
+            continue
+        for implied in implied_by(cell.tree, imported):
+            key = canonicalize_name(implied.distribution)
+            if key in added:
+                continue
+            added.add(key)
+            version = _installed_version(implied.distribution)
+            if version is None:
+                result.warnings.append(
+                    f"{implied.because} needs {implied.distribution}, which this kernel does "
+                    f"not have: not added (--pip {implied.distribution} adds it)")
+                continue
+            pin, warning = installable_pin(key, version)
+            if warning:
+                result.warnings.append(warning)
+            add(pin, "implied", (implied.because,))
