@@ -5,7 +5,6 @@ already there and nothing is built.
 """
 from __future__ import annotations
 
-import ast
 import importlib.metadata as metadata
 import time
 from dataclasses import dataclass, field
@@ -18,14 +17,12 @@ from .dockerfile import RUNTIME_PACKAGES, BuildContext, ImageSpec, default_base_
     render_build_context
 from .engine import Engine
 from .events import CancelToken, ProgressCallback, ProgressEvent, ignore_progress
-from ..errors import MlboxError
 from .options import BuildOptions
 from .inference import InferenceResult, infer_requirements, installable_pin
-from .notebook import code_cell_sources, python_source, read_notebook
+from .notebook import code_cell_sources, read_notebook
 from .pip_settings import PipSettings, host_pip_settings
+from .project import collect_files, project_for, referenced_paths, sys_path_dirs
 
-#: Local data files referenced by the notebook travel along up to this total size.
-MAX_LOCAL_FILES_BYTES = 200 * 1024 * 1024
 
 
 @dataclass
@@ -40,8 +37,10 @@ class ImagePlan:
     spec: ImageSpec
     context: BuildContext
     warnings: list[str] = field(default_factory=list)
-    #: Files next to the notebook that it uses (filled when planned from a notebook file).
+    #: Files of the project the notebook uses, by path relative to the project root (filled
+    #: when planned from a notebook file), and the notebook's folder relative to that root.
     local_files: dict[str, bytes] = field(default_factory=dict)
+    notebook_dir: str = ""
 
     @property
     def tag(self) -> str:
@@ -118,38 +117,14 @@ def plan_image(sources: Iterable[str], *, notebook_name: str, search_dir: Path |
 
 def local_files_for(notebook_dir: Path, sources: Iterable[str],
                     local_modules: Iterable[Path]) -> dict[str, bytes]:
-    """Files next to the notebook that it needs: its local modules and the data files it names.
-
-    A string literal in a code cell that names an existing file (or folder) below the notebook's
-    folder counts as a reference, e.g. ``pd.read_csv("data/iris.csv")``.
-    """
+    """Files below the notebook's folder that it needs (for a cell run from a kernel, whose
+    project is its folder): its local modules and the data files it names, e.g.
+    ``pd.read_csv("data/iris.csv")``."""
     notebook_dir = notebook_dir.resolve()
-    wanted: set[Path] = {Path(p).resolve() for p in local_modules}
-    for source in sources:
-        try:
-            tree = ast.parse(python_source(source))
-        except SyntaxError:
-            continue
-        for node in ast.walk(tree):
-            if isinstance(node, ast.Constant) and isinstance(node.value, str) \
-                    and 0 < len(node.value) < 300 and "\n" not in node.value:
-                candidate = (notebook_dir / node.value).resolve()
-                if candidate != notebook_dir and notebook_dir in candidate.parents \
-                        and candidate.exists():
-                    wanted.add(candidate)
-    files: dict[str, bytes] = {}
-    total = 0
-    for path in sorted(wanted):
-        members = [path] if path.is_file() else sorted(p for p in path.rglob("*") if p.is_file()
-                                                        and "__pycache__" not in p.parts)
-        for member in members:
-            total += member.stat().st_size
-            if total > MAX_LOCAL_FILES_BYTES:
-                raise MlboxError(f"the local files this notebook uses exceed "
-                                 f"{MAX_LOCAL_FILES_BYTES // 2**20} MB; put large data where the "
-                                 f"container can download it")
-            files[member.relative_to(notebook_dir).as_posix()] = member.read_bytes()
-    return files
+    wanted = referenced_paths(sources, notebook_dir, notebook_dir)
+    wanted |= {Path(p).resolve() for p in local_modules
+               if notebook_dir in Path(p).resolve().parents}
+    return collect_files(wanted, notebook_dir)
 
 
 def plan_notebook(path: str | Path, options: BuildOptions = BuildOptions(), *,
@@ -166,15 +141,19 @@ def plan_notebook(path: str | Path, options: BuildOptions = BuildOptions(), *,
     on_event(ProgressEvent("inferring", "phase", f"reading the imports of {path.name}"))
     sources = code_cell_sources(nb)
     inference = infer_requirements(sources, search_dir=path.parent,
+                                   module_dirs=sys_path_dirs(sources, path.parent),
                                    requirements_file=options.requirements_file,
                                    extra=options.pip, exclude=options.exclude)
-    files = local_files_for(path.parent, sources, inference.local_modules)
-    embedded = {**files, path.name: path.read_bytes()} if self_contained else None
+    project = project_for(path, sources, inference.local_modules, options.context)
+    in_project = f"{project.notebook_dir}/{path.name}".lstrip("/")
+    embedded = {**project.files, in_project: path.read_bytes()} if self_contained else None
     plan = plan_image(sources, notebook_name=path.name, search_dir=path.parent,
                       options=options, pip=pip, embedded_files=embedded,
-                      entry_notebook=path.name if self_contained else None, inference=inference)
-    plan.local_files = files
-    plan.warnings[:0] = read_warnings
+                      entry_notebook=in_project if self_contained else None,
+                      inference=inference)
+    plan.local_files = project.files
+    plan.notebook_dir = project.notebook_dir
+    plan.warnings[:0] = read_warnings + project.warnings
     for warning in plan.warnings:
         on_event(ProgressEvent("inferring", "warning", warning))
     return nb, plan

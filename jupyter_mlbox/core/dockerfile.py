@@ -154,7 +154,7 @@ LABEL {label_lines}
         text += f"""COPY --chown={UID}:{UID} notebook/ {WORKDIR}/
 USER {UID}
 WORKDIR {WORKDIR}
-ENTRYPOINT ["python", "{RUNNER}", "{_escape(spec.entry_notebook)}", "/out/{_escape(spec.entry_notebook)}"]
+ENTRYPOINT ["python", "{RUNNER}", "{_escape(spec.entry_notebook)}", "/out/{_escape(spec.entry_notebook.rsplit("/", 1)[-1])}"]
 """
     else:
         text += f"""USER {UID}

@@ -290,12 +290,15 @@ def read_requirements_file(path: Path) -> tuple[list[str], list[str]]:
 
 
 def infer_requirements(sources: Iterable[str], *, search_dir: Path | None = None,
+                       module_dirs: Iterable[Path] = (),
                        requirements_file: Path | None = None,
                        extra: Iterable[str] = (), exclude: Iterable[str] = ()
                        ) -> InferenceResult:
     """Pinned requirements for code cells ``sources``.
 
-    ``requirements_file`` (or a requirements.txt in ``search_dir``) replaces inference;
+    Local modules are found in ``search_dir`` (the notebook's folder) and ``module_dirs``
+    (folders the notebook adds to ``sys.path``). ``requirements_file`` (or a requirements.txt
+    in ``search_dir``) replaces inference;
     ``extra`` (``--pip``) adds to it and ``exclude`` removes names from it.
     """
     result = InferenceResult()
@@ -341,7 +344,7 @@ def infer_requirements(sources: Iterable[str], *, search_dir: Path | None = None
         for line in lines:
             add(line, "file")
     else:
-        _infer_from_cells(cells, search_dir, result, add)
+        _infer_from_cells(cells, [search_dir, *module_dirs], result, add)
 
     for requirement in extra:
         add(requirement, "explicit")
@@ -349,7 +352,7 @@ def infer_requirements(sources: Iterable[str], *, search_dir: Path | None = None
     return result
 
 
-def _infer_from_cells(cells, search_dir, result: InferenceResult, add) -> None:
+def _infer_from_cells(cells, search_dirs, result: InferenceResult, add) -> None:
     optional: dict[str, bool] = {}
     for cell in cells:
         if cell.tree is None:
@@ -371,7 +374,8 @@ def _infer_from_cells(cells, search_dir, result: InferenceResult, add) -> None:
     for top, dotted in sorted(top_levels.items()):
         if top in stdlib or top.startswith("_"):
             continue
-        local = is_local_module(top, search_dir)
+        local = next((found for folder in search_dirs
+                      if (found := is_local_module(top, folder)) is not None), None)
         if local is not None:
             if local not in result.local_modules:
                 result.local_modules.append(local)

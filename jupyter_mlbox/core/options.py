@@ -91,6 +91,9 @@ class BuildOptions:
     requirements_file: Path | None = None
     exclude: tuple[str, ...] = ()
     rebuild: bool = False
+    #: the project root the container mirrors (default: the git top level, else the
+    #: notebook's folder)
+    context: Path | None = None
 
 
 @dataclass(frozen=True)
@@ -180,6 +183,10 @@ def _strings(value: Any) -> tuple[str, ...]:
     return tuple(v.strip() for v in value if v.strip())
 
 
+def _path(value: Any) -> Path:
+    return Path(_text(str(value) if isinstance(value, Path) else value)).expanduser()
+
+
 def _switch(value: Any) -> bool:
     if not isinstance(value, bool):
         raise ValueError("expected true or false")
@@ -209,6 +216,8 @@ class Option:
     configurable: bool = False
     #: per-flag reader when one flag value is a piece of the whole (``-e K=V``)
     read_flag: Callable[[str], Any] | None = None
+    #: names a path on the machine that parses it (a server refuses it from a request)
+    local_path: bool = False
 
 
 GPUS_HELP = ("all | none | auto | N | device=ID (default: none); auto uses GPUs when the "
@@ -221,10 +230,13 @@ OPTIONS: tuple[Option, ...] = (
            "build", read=_strings, metavar="PKG", many=True, configurable=True),
     Option("requirements_file", ("-r", "--requirements"), "use this requirements file "
            "instead of inferring from imports", "build",
-           read=lambda v: Path(_text(str(v) if isinstance(v, Path) else v)).expanduser(),
-           metavar="FILE"),
+           read=_path, metavar="FILE", local_path=True),
     Option("exclude", ("--exclude",), "drop this distribution from the requirements "
            "(repeatable)", "build", read=_strings, metavar="NAME", many=True, configurable=True),
+    Option("context", ("--context",), "project root the container mirrors: files the notebook "
+           "names by relative path anywhere under it travel along (default: the git top level "
+           "above the notebook, else its folder)", "build",
+           read=_path, metavar="DIR", local_path=True),
     Option("rebuild", ("--rebuild",), "build again from scratch, ignoring the layer cache "
            "(unpinned requirements are resolved anew)", "build", read=_switch, switch=True),
     Option("gpus", ("--gpus",), GPUS_HELP, "run", read=GpuRequest.parse, configurable=True),
@@ -248,6 +260,7 @@ OPTIONS: tuple[Option, ...] = (
            metavar="NAME=VALUE", many=True, read_flag=key_value),
 )
 BY_NAME = {option.name: option for option in OPTIONS}
+LOCAL_PATH_OPTIONS = frozenset(o.name for o in OPTIONS if o.local_path)
 BUILD_OPTIONS = tuple(o.name for o in OPTIONS if o.model == "build")
 RUN_OPTIONS = tuple(o.name for o in OPTIONS if o.model == "run")
 

@@ -74,26 +74,29 @@ def _failure_message(outcome: Mapping) -> str:
 
 def run_notebook(engine: Engine, image: str, nb: NotebookNode, *,
                  name: str = "notebook.ipynb", files: Mapping[str, bytes] | None = None,
+                 notebook_dir: str = "",
                  collect: Iterable[str] = (), options: RunOptions = RunOptions(),
                  on_event: ProgressCallback = ignore_progress,
                  cancel: CancelToken | None = None) -> RunResult:
     """Execute ``nb`` in a container of ``image`` and return the executed notebook.
 
-    ``files`` go into the work directory beside the notebook; ``collect`` names files (relative
-    to it) to bring back. Raises CellExecutionError (with the executed notebook), KernelDiedError,
+    ``files`` go into the work directory (paths relative to it: the project's layout); the
+    notebook goes to ``notebook_dir`` below it and runs from there; ``collect`` names files
+    (relative to the work directory) to bring back. Raises CellExecutionError (with the executed notebook), KernelDiedError,
     RunTimeoutError, ContainerExitError, UserCancelledError or GPUUnavailableError; the
     container never outlives this. ``--gpus auto`` falls back to the CPU, and says so, when the
     daemon has no GPU support.
     """
     started = time.monotonic()
-    command = ["python", RUNNER, name, f"{OUTPUT_DIR}/{name}"]
+    in_container = f"{notebook_dir}/{name}".lstrip("/")
+    command = ["python", RUNNER, in_container, f"{OUTPUT_DIR}/{name}"]
     if options.timeout:
         command += ["--cell-timeout", str(options.timeout)]
     if options.parameters:
         command += ["--params-json", json.dumps(dict(options.parameters))]
     if options.allow_errors:
         command += ["--allow-errors"]
-    payload = {name: nbformat.writes(nb).encode(), **dict(files or {})}
+    payload = {**dict(files or {}), in_container: nbformat.writes(nb).encode()}
     labels = {MANAGED_LABEL: "true", NOTEBOOK_LABEL: name}
 
     gpus = options.gpus
@@ -185,6 +188,7 @@ def run_notebook_file(engine: Engine, path: str | Path, *, output: str | Path | 
                         cancel=cancel)
     try:
         result = run_notebook(engine, build.tag, nb, name=path.name, files=plan.local_files,
+                              notebook_dir=plan.notebook_dir,
                               options=options, on_event=on_event, cancel=cancel)
     except CellExecutionError as err:
         if err.notebook is not None:

@@ -17,6 +17,7 @@ from jupyter_server.base.handlers import APIHandler
 from tornado import web
 
 from ..core.options import BUILD_OPTIONS, RUN_OPTIONS, BuildOptions, RunOptions, check_keys
+from ..core.options import LOCAL_PATH_OPTIONS
 from ..core.task import Work
 from ..errors import (ConflictError, DaemonUnavailableError, GPUUnavailableError,
                       ImageNotFoundError, MlboxError, NotebookError, OptionError,
@@ -25,7 +26,7 @@ from ..errors import (ConflictError, DaemonUnavailableError, GPUUnavailableError
 API = "/mlbox/api"
 
 #: Options a request may not give: they name files on the server's disk.
-SERVER_SIDE_ONLY = {"requirements_file"}
+SERVER_SIDE_ONLY = LOCAL_PATH_OPTIONS
 
 
 class RequestError(MlboxError):
