@@ -1,7 +1,8 @@
 """Renders progress events in a notebook: one compact ipywidgets view, or plain text lines.
 
-The core emits :class:`~jupyter_mlbox.core.events.ProgressEvent`; this module only renders them.
-Both renderers have the same interface (``handle(event)``, ``tick()``, ``finish(summary)``,
+The core emits :class:`~jupyter_mlbox.core.events.ProgressEvent`; each view applies them to its
+:class:`~jupyter_mlbox.core.events.ProgressState` (the one progress model of every front end)
+and renders that. Both renderers have the same interface (``handle(event)``, ``tick()``, ``finish(summary)``,
 ``fail(message)``), so the magic does not care which one it got.
 
 Which one (:func:`widgets_can_render`), one rule: widgets when the kernel is an ipykernel
@@ -15,16 +16,15 @@ from __future__ import annotations
 
 import html
 import os
-import re
 import sys
 import time
 from typing import TextIO
 
-from .core.events import PHASES, CancelToken, ProgressEvent
+from .core.events import (PHASES, CancelToken, EventKind, Phase, ProgressEvent, ProgressState,
+                          log_line)
 
 #: How many log lines the collapsible log keeps.
 LOG_LINES = 400
-_ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
 
 
 def widgets_can_render(shell) -> bool:
@@ -51,49 +51,6 @@ def _elapsed(seconds: float) -> str:
     return f"{int(seconds // 60)}:{int(seconds % 60):02d} min"
 
 
-class ProgressState:
-    """What any renderer shows: phase, step i/n, elapsed time, log tail, outcome."""
-
-    def __init__(self) -> None:
-        self.started = time.monotonic()
-        self.phase = "inferring"
-        self.message = ""
-        self.step: int | None = None
-        self.total: int | None = None
-        self.log: list[str] = []
-        self.warnings: list[str] = []
-        self.status = "working"  # working | done | failed | stopped
-        self.summary = ""
-
-    @property
-    def elapsed(self) -> float:
-        return time.monotonic() - self.started
-
-    def apply(self, event: ProgressEvent) -> None:
-        if event.phase in PHASES and event.kind == "phase":
-            self.phase = event.phase
-            self.message = event.message
-            if event.phase != "building":
-                self.step = self.total = None
-        elif event.kind == "step":
-            self.phase = event.phase
-            self.step, self.total = event.step, event.total
-            self.message = event.message
-        elif event.kind in {"info", "warning"}:
-            if event.phase in PHASES and event.phase != self.phase and event.kind == "info":
-                self.phase = event.phase
-            self.message = event.message
-            if event.kind == "warning":
-                self.warnings.append(event.message)
-        if event.kind in {"log", "info", "warning", "step"}:
-            message = _ANSI.sub("", event.message)  # uv and pip colour their output
-            if not message.strip():
-                return
-            prefix = {"warning": "warning: ", "step": f"step {event.step}/{event.total}: "}
-            self.log.append(prefix.get(event.kind, "") + message)
-            del self.log[:-LOG_LINES]
-
-
 class WidgetProgressView:
     """One compact ipywidgets view of a build/run; collapses to one line when done.
 
@@ -105,7 +62,7 @@ class WidgetProgressView:
         import ipywidgets as w
 
         self.cancel = cancel
-        self.state = ProgressState()
+        self.state = ProgressState(LOG_LINES)
         self.title = title
         fixed = {"flex": "0 0 auto"}
         self.phase_label = w.HTML(self._phase_html(),
@@ -150,7 +107,7 @@ class WidgetProgressView:
             self.detail.value = self.state.message
         if self.cancel.cancelled:
             self.detail.value = "stopping…"
-        if event.kind in {"log", "info", "warning", "step"}:
+        if log_line(event):
             self._log_dirty = True
         self.tick()
 
@@ -193,16 +150,16 @@ class WidgetProgressView:
         self.widget.children = [self.summary] + ([self.log_section] if keep_log else [])
 
     def finish(self, summary: str) -> None:
-        self.state.status, self.state.summary, self.state.phase = "done", summary, "done"
+        self.state.end("done", summary)
         self._collapse(summary, "inherit", keep_log=False)
 
     def fail(self, message: str) -> None:
-        self.state.status, self.state.summary = "failed", message
+        self.state.end("failed", message)
         self.progress.bar_style = "danger"
         self._collapse(message, "var(--jp-error-color1, #d32f2f)", keep_log=True)
 
     def stopped(self, message: str) -> None:
-        self.state.status, self.state.summary = "stopped", message
+        self.state.end("stopped", message)
         self._collapse(message, "var(--jp-warn-color1, #f57c00)", keep_log=True)
 
     def show(self) -> None:
@@ -225,7 +182,7 @@ class TextProgressView:
         self.stream = stream
         self.quiet = quiet
         self.verbose = verbose
-        self.state = ProgressState()
+        self.state = ProgressState(LOG_LINES)
 
     def _print(self, text: str) -> None:
         stream = self.stream or sys.stderr
@@ -234,16 +191,16 @@ class TextProgressView:
 
     def handle(self, event: ProgressEvent) -> None:
         self.state.apply(event)
-        if event.kind == "warning":
+        if event.kind == EventKind.WARNING:
             self._print(f"warning: {event.message}")
             return
-        if self.quiet or (event.kind == "log" and not self.verbose):
+        if self.quiet or (event.kind == EventKind.LOG and not self.verbose):
             return
-        if event.kind == "phase" and event.phase == "done":
+        if event.kind == EventKind.PHASE and event.phase == Phase.DONE:
             return  # finish() prints the summary
-        if event.kind == "log":
+        if event.kind == EventKind.LOG:
             self._print(f"  {event.message}")
-        elif event.kind == "step":
+        elif event.kind == EventKind.STEP:
             self._print(f"{event.phase} step {event.step}/{event.total}: {event.message}")
         else:
             self._print(f"{event.phase}: {event.message}".rstrip(": "))
@@ -255,19 +212,18 @@ class TextProgressView:
         pass
 
     def finish(self, summary: str) -> None:
-        self.state.status, self.state.summary, self.state.phase = "done", summary, "done"
+        self.state.end("done", summary)
         if not self.quiet:
             self._print(summary)
 
     def fail(self, message: str) -> None:
-        self.state.status, self.state.summary = "failed", message
-        if not self.quiet:
-            tail = self.state.log[-15:]
-            if tail and not self.verbose:
-                self._print("last log lines:\n    " + "\n    ".join(tail))
+        tail = self.state.log[-15:]  # before the failure itself joins the log
+        self.state.end("failed", message)
+        if not self.quiet and tail and not self.verbose:
+            self._print("last log lines:\n    " + "\n    ".join(tail))
 
     def stopped(self, message: str) -> None:
-        self.state.status, self.state.summary = "stopped", message
+        self.state.end("stopped", message)
         self._print(message)
 
 

@@ -91,6 +91,8 @@ class BuildOptions:
     requirements_file: Path | None = None
     exclude: tuple[str, ...] = ()
     rebuild: bool = False
+    #: Debian packages for the final stage (besides apt.txt and the inferred ones)
+    apt: tuple[str, ...] = ()
     #: the project root the container mirrors (default: the git top level, else the
     #: notebook's folder)
     context: Path | None = None
@@ -187,6 +189,20 @@ def _path(value: Any) -> Path:
     return Path(_text(str(value) if isinstance(value, Path) else value)).expanduser()
 
 
+def _debian_packages(value: Any) -> tuple[str, ...]:
+    """Like :func:`_strings`, each a valid Debian package name (they reach a RUN line)."""
+    from .system_packages import validate_package_name
+    from ..errors import RequirementError
+
+    names = _strings(value)
+    for name in names:
+        try:
+            validate_package_name(name)
+        except RequirementError as err:
+            raise ValueError(str(err)) from None
+    return names
+
+
 def _switch(value: Any) -> bool:
     if not isinstance(value, bool):
         raise ValueError("expected true or false")
@@ -231,8 +247,12 @@ OPTIONS: tuple[Option, ...] = (
     Option("requirements_file", ("-r", "--requirements"), "use this requirements file "
            "instead of inferring from imports", "build",
            read=_path, metavar="FILE", local_path=True),
-    Option("exclude", ("--exclude",), "drop this distribution from the requirements "
-           "(repeatable)", "build", read=_strings, metavar="NAME", many=True, configurable=True),
+    Option("exclude", ("--exclude",), "drop this distribution from the requirements, or an "
+           "inferred system package (repeatable)", "build", read=_strings, metavar="NAME",
+           many=True, configurable=True),
+    Option("apt", ("--apt",), "Debian package to install in the image, e.g. --apt ffmpeg "
+           "(repeatable; adds to apt.txt beside the notebook)", "build", read=_debian_packages,
+           metavar="PKG", many=True, configurable=True),
     Option("context", ("--context",), "project root the container mirrors: files the notebook "
            "names by relative path anywhere under it travel along (default: the git top level "
            "above the notebook, else its folder)", "build",
@@ -277,7 +297,10 @@ def _flag_type(option: Option) -> Callable[[str], Any]:
         try:
             return read(text)
         except (ValueError, OptionError) as err:
-            raise argparse.ArgumentTypeError(str(err).removeprefix(f"{option.flags[-1]} ")) \
+            # argparse says "argument --gpus: …" itself: drop the reader's own "--gpus 'x': "
+            message, flag = str(err), re.escape(option.flags[-1])
+            prefix = re.match(rf"{flag}(?: {re.escape(repr(text))})?:? ", message)
+            raise argparse.ArgumentTypeError(message[prefix.end():] if prefix else message) \
                 from None
     convert.__name__ = option.name  # argparse names the type in its error message
     return convert
@@ -328,7 +351,7 @@ def resolve_options(values: Mapping[str, Any] | None = None,
                                   else f"{option.flags[-1]}: {reason}") from None
         default = getattr(defaults, option.name, None) \
             if option.configurable and defaults is not None else None
-        if option.many and option.read is _strings:
+        if option.many and option.read in (_strings, _debian_packages):
             typed[option.name] = tuple(default or ()) + tuple(value or ())
         elif option.many:
             typed[option.name] = dict(value or {})

@@ -11,6 +11,8 @@ import nbformat
 from jupyter_client.manager import KernelManager
 from nbclient import NotebookClient
 
+from ..conftest import notebook_node
+
 #: Every test notebook imports the same packages, so every %%mlbox cell infers the same
 #: requirements and the tests share one image (built once, then reused).
 COMMON_IMPORTS = ("import pandas as pd\nimport matplotlib\nimport matplotlib.pyplot as plt\n"
@@ -28,10 +30,7 @@ def execute_notebook(cells: list[str], cwd: Path, *, timeout: int = 600,
                      **env: str) -> nbformat.NotebookNode:
     """Execute ``cells`` in a fresh real kernel (cwd ``cwd``) and return the executed notebook.
     Errors do not stop the execution: each cell's outputs are there to inspect."""
-    nb = nbformat.v4.new_notebook()
-    nb.cells = [nbformat.v4.new_code_cell(source) for source in cells]
-    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3",
-                                 "language": "python"}
+    nb = notebook_node(cells)
     km = KernelManager(kernel_name="python3")
     km.start_kernel(cwd=str(cwd), env=kernel_env(**env))
     try:

@@ -8,8 +8,9 @@ import pytest
 from IPython.core.error import UsageError
 from IPython.core.interactiveshell import InteractiveShell
 
+from jupyter_mlbox.core.options import GpuRequest
 from jupyter_mlbox.errors import SerializationError
-from jupyter_mlbox.magics import MlboxMagics, is_setup_cell
+from jupyter_mlbox.magics import is_setup_cell
 from jupyter_mlbox.variables import (dumper_cell_source, loader_cell_source, pack_variables,
                                      split_names, unpack_variables)
 
@@ -33,8 +34,7 @@ def ip():
 ])
 def test_bad_arguments_raise_usage_error(ip, line, message):
     with pytest.raises(UsageError, match=message.replace("(", r"\(")):
-        request = ip.find_cell_magic("mlbox").__self__.prepare_cell(line, "x = 1")
-        MlboxMagics.build_options(request.args)
+        ip.find_cell_magic("mlbox").__self__.prepare_cell(line, "x = 1")  # resolves the options
 
 
 def test_bad_line_command_is_a_usage_error(ip):
@@ -64,12 +64,13 @@ def test_config_sets_defaults_for_later_calls(ip, capsys):
         ip.run_line_magic("mlbox", "config --gpus auto --memory 2g --pip 'six>=1'")
         assert "--gpus auto" in capsys.readouterr().out
         request = magics.prepare_cell("--memory 3g", "x = 1")
-        assert request.args.gpus == "auto" and request.args.memory == "3g"
-        assert request.args.pip == ["six>=1"]
-        assert MlboxMagics.run_options(request.args).gpus == "auto"
+        assert request.run_options.gpus == GpuRequest("auto")
+        assert request.run_options.memory == "3g"
+        assert request.build_options.pip == ("six>=1",)
+        assert str(request.run_options.gpus) == "auto"
     finally:
         ip.run_line_magic("mlbox", "config --reset")
-    assert magics.defaults == ""
+    assert magics.defaults.configured() == {}
 
 
 def test_in_names_must_exist_and_be_picklable(ip):

@@ -100,7 +100,7 @@ def test_stop_button_stops_the_run_while_the_cell_is_running(tmp_path, engine, s
         assert clicked_at is not None, "the view never showed the running phase"
         took = time.monotonic() - clicked_at
         error = error_of(messages)
-        assert error is not None and error["ename"] == "CancelledError", error
+        assert error is not None and error["ename"] == "UserCancelledError", error
         assert took < 30, f"the run took {took:.0f} s to stop"
         assert "not reached" not in text_of(messages)
         assert error_of(live.run("x = 1")) is None  # still usable

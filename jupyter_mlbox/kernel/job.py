@@ -1,0 +1,64 @@
+"""A job of a magic: a core :class:`~jupyter_mlbox.core.task.Task` whose progress a view renders.
+
+The magic prepares it once; :meth:`ViewedTask.run` (blocking: plain IPython,
+``ip.run_cell_magic``; Ctrl-C cancels) and :meth:`ViewedTask.run_async` (on ipykernel's event
+loop: widget messages, hence the Stop button, keep flowing; an interrupt cancels) differ only in
+how they wait. ``done(view, result)`` and ``failed(view, error)`` say how the end reads.
+"""
+from __future__ import annotations
+
+from typing import Any, Callable
+
+from ..core.task import Task
+from ..errors import BuildError, MlboxError, UserCancelledError
+from .display import short, shown_as
+
+Done = Callable[[Any, Any], Any]
+Failed = Callable[[Any, BaseException], BaseException]
+
+
+class ViewedTask:
+    def __init__(self, task: Task, view, done: Done, failed: Failed) -> None:
+        self.task, self.view, self.done, self.failed = task, view, done, failed
+
+    def run(self):
+        # a blocked kernel cannot receive a Stop click: the view hides its button (■ works)
+        getattr(self.view, "hide_stop", lambda: None)()
+        try:
+            result = self.task.run(self.view.handle, on_idle=self.view.tick)
+        except BaseException as err:
+            raise self.failed(self.view, err) from None
+        return self.done(self.view, result)
+
+    async def run_async(self):
+        try:
+            result = await self.task.run_async(self.view.handle, on_idle=self.view.tick)
+        except BaseException as err:
+            raise self.failed(self.view, err) from None
+        return self.done(self.view, result)
+
+
+def ended_badly(view, err: BaseException, what: str) -> BaseException:
+    """How a job that did not finish ends: the view says it, the error to raise is returned
+    (shown short; the local traceback of the magic means nothing to the user)."""
+    if isinstance(err, KeyboardInterrupt):
+        view.stopped(f"interrupted: {what}")
+        return err
+    if isinstance(err, UserCancelledError):
+        view.stopped(f"stopped: {what}")
+        return short(err)
+    if isinstance(err, BuildError):
+        view.fail(str(err))
+        tail = err.log_tail(25)
+        return shown_as(err, [f"\x1b[0;31mBuildError\x1b[0m: {err}"]
+                        + ([f"\x1b[2m--- build log (tail) ---\n{tail}\x1b[0m"] if tail else []))
+    if isinstance(err, MlboxError):
+        view.fail(str(err).splitlines()[0] if str(err) else type(err).__name__)
+        return short(err)
+    view.fail(f"{type(err).__name__}: {err}")
+    return err
+
+
+def failing_with(what: str) -> Failed:
+    """``failed`` for a job whose stop/interrupt is described by ``what``."""
+    return lambda view, err: ended_badly(view, err, what)
