@@ -25,6 +25,19 @@ class RequirementError(MlboxError):
     """A requirement is not a valid PEP 508 requirement (or could not be resolved)."""
 
 
+class UnverifiedGuessError(RequirementError):
+    """Imports the kernel lacks whose distribution the package index could not confirm.
+
+    ``problems`` holds one ``(import, cell, reason)`` per import: the module as written, the
+    1-based number of the code cell that imports it (None when unknown) and why no distribution
+    was verified. The message names the fixes (``--pip``, a local module, ``--exclude``)."""
+
+    def __init__(self, message: str, *,
+                 problems: tuple[tuple[str, int | None, str], ...] = ()) -> None:
+        self.problems = problems
+        super().__init__(message)
+
+
 # --- the engine -----------------------------------------------------------------------------------
 
 class EngineError(MlboxError):

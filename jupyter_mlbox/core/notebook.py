@@ -150,7 +150,8 @@ def parse_cells(sources: Iterable[str]) -> list[ParsedCell]:
             continue
         parsed.append(ParsedCell(index, tree))
         for body in _python_cell_magic_bodies(tree):
-            parsed.extend(cell for cell in parse_cells([body]) if cell.tree is not None)
+            parsed.extend(ParsedCell(index, cell.tree) for cell in parse_cells([body])
+                          if cell.tree is not None)  # the index of the cell it came from
     return parsed
 
 

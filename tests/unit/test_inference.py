@@ -121,9 +121,9 @@ def test_requirements_file_pip_and_exclude_override_inference(tmp_path):
 
 
 def test_local_version_label_is_made_installable():
-    pin, warning = installable_pin("torch", "2.13.0+cpu")
+    pin, warning = installable_pin("torch", "2.13.0+cu121")
     assert pin == "torch==2.13.0"
-    assert "+cpu" in warning and "torch==2.13.0" in warning
+    assert "+cu121" in warning and "torch==2.13.0" in warning
     assert installable_pin("numpy", "2.1.0") == ("numpy==2.1.0", None)
 
 
