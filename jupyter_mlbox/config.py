@@ -33,8 +33,10 @@ class MlboxDefaults(Configurable):
     shm_size = Unicode(None, allow_none=True, help=help_of("shm_size")).tag(config=True)
     pip = List(Unicode(), help=help_of("pip")).tag(config=True)
     exclude = List(Unicode(), help=help_of("exclude")).tag(config=True)
+    apt = List(Unicode(), help=help_of("apt")).tag(config=True)
+    exclude_apt = List(Unicode(), help=help_of("exclude_apt")).tag(config=True)
 
-    @validate("gpus", "timeout", "memory", "cpus", "shm_size")
+    @validate("gpus", "timeout", "memory", "cpus", "shm_size", "apt", "exclude_apt")
     def _valid_option(self, proposal):
         """A bad configured value fails where it is read, naming the option and the file."""
         value = proposal["value"]

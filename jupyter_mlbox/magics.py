@@ -40,7 +40,7 @@ __all__ = ["MlboxMagics", "KERNEL_NOTEBOOK_NAME", "display_outputs", "is_setup_c
 
 _LINE_COMMANDS = ("status", "requirements", "dockerfile", "build", "run", "images", "config")
 #: A cell takes every option but the notebook's parameters.
-_CELL_OPTIONS = tuple(o.name for o in OPTIONS if o.name != "parameters")
+_CELL_OPTIONS = tuple(o.name for o in OPTIONS if o.name not in {"parameters", "context"})
 
 
 class option_arguments(ArgDecorator):

@@ -21,7 +21,9 @@ from .options import BuildOptions
 from .inference import InferenceResult, infer_requirements, installable_pin
 from .notebook import code_cell_sources, read_notebook
 from .pip_settings import PipSettings, host_pip_settings
+from .system_packages import SystemPackage, plan_system_packages
 from .project import collect_files, project_for, referenced_paths, sys_path_dirs
+from .trace import trace_notebook
 
 
 
@@ -37,6 +39,8 @@ class ImagePlan:
     spec: ImageSpec
     context: BuildContext
     warnings: list[str] = field(default_factory=list)
+    #: Debian packages for the image (apt.txt, --apt, inferred) and why each is there.
+    system_packages: list[SystemPackage] = field(default_factory=list)
     #: Files of the project the notebook uses, by path relative to the project root (filled
     #: when planned from a notebook file), and the notebook's folder relative to that root.
     local_files: dict[str, bytes] = field(default_factory=dict)
@@ -49,9 +53,11 @@ class ImagePlan:
     def as_dict(self) -> dict:
         return {"tag": self.tag, "warnings": list(self.warnings),
                 "requirements": [{"requirement": r.requirement, "origin": r.origin,
-                                  "imports": list(r.imports)}
+                                  "imports": list(r.imports), "verified": r.verified}
                                  for r in self.inference.requirements],
                 "local_modules": [str(p) for p in self.inference.local_modules],
+                "system_packages": [{"name": p.name, "origin": p.origin, "because": p.because}
+                                    for p in self.system_packages],
                 "dockerfile": self.context.dockerfile}
 
     def summary(self) -> str:
@@ -97,22 +103,29 @@ def plan_image(sources: Iterable[str], *, notebook_name: str, search_dir: Path |
                options: BuildOptions = BuildOptions(), pip: PipSettings | None = None,
                embedded_files: Mapping[str, bytes] | None = None,
                entry_notebook: str | None = None,
-               inference: InferenceResult | None = None) -> ImagePlan:
+               inference: InferenceResult | None = None,
+               traced: Iterable[str] = ()) -> ImagePlan:
     """Infer requirements for ``sources`` (unless ``inference`` is given) and render the build.
 
     Pure: no Docker.
     """
+    sources = list(sources)
     if inference is None:
-        inference = infer_requirements(sources, search_dir=search_dir,
+        inference = infer_requirements(sources, search_dir=search_dir, traced=traced,
                                        requirements_file=options.requirements_file,
                                        extra=options.pip, exclude=options.exclude)
     pip = host_pip_settings() if pip is None else pip
     requirements = [r.requirement for r in inference.requirements]
     requirements += runtime_requirements(inference.names())
+    system = plan_system_packages(sources, search_dir=search_dir, explicit=options.apt,
+                                  exclude=options.exclude_apt, requirements=requirements)
     spec = ImageSpec(requirements=tuple(requirements), notebook_name=notebook_name,
                      base_image=options.base_image or default_base_image(), pip=pip,
-                     embedded_files=dict(embedded_files or {}), entry_notebook=entry_notebook)
-    return ImagePlan(inference, spec, render_build_context(spec), list(inference.warnings))
+                     embedded_files=dict(embedded_files or {}), entry_notebook=entry_notebook,
+                     apt=system.names())
+    return ImagePlan(inference, spec, render_build_context(spec),
+                     list(inference.warnings) + system.warnings,
+                     system_packages=list(system.packages))
 
 
 def local_files_for(notebook_dir: Path, sources: Iterable[str],
@@ -140,7 +153,12 @@ def plan_notebook(path: str | Path, options: BuildOptions = BuildOptions(), *,
     nb = read_notebook(path, read_warnings)
     on_event(ProgressEvent("inferring", "phase", f"reading the imports of {path.name}"))
     sources = code_cell_sources(nb)
-    inference = infer_requirements(sources, search_dir=path.parent,
+    traced: set[str] = set()
+    if options.trace:
+        on_event(ProgressEvent("inferring", "info", f"--trace: executing {path.name} locally "
+                                                    f"once to see what it loads"))
+        traced = trace_notebook(sources, path.parent)
+    inference = infer_requirements(sources, search_dir=path.parent, traced=traced,
                                    module_dirs=sys_path_dirs(sources, path.parent),
                                    requirements_file=options.requirements_file,
                                    extra=options.pip, exclude=options.exclude)

@@ -15,8 +15,9 @@ from importlib import resources
 from typing import Mapping
 
 from .._version import __version__
-from .inference import validate_requirement
+from .inference import PYTORCH_CPU_INDEX, is_pytorch_cpu_pin, validate_requirement
 from .pip_settings import PipSettings
+from .system_packages import validate_package_name
 
 LABEL_PREFIX = "io.jupyter-mlbox"
 MANAGED_LABEL = f"{LABEL_PREFIX}.managed"
@@ -25,6 +26,8 @@ REQUIREMENTS_HASH_LABEL = f"{LABEL_PREFIX}.requirements-sha256"
 REQUIREMENTS_LABEL = f"{LABEL_PREFIX}.requirements"
 VERSION_LABEL = f"{LABEL_PREFIX}.version"
 KIND_LABEL = f"{LABEL_PREFIX}.kind"
+#: The Debian packages installed in the final stage (only on images that have some).
+APT_LABEL = f"{LABEL_PREFIX}.apt"
 #: Set on the builder stage only, so an aborted build's step containers can be found.
 BUILD_STEP_LABEL = f"{LABEL_PREFIX}.build-step"
 
@@ -55,6 +58,8 @@ class ImageSpec:
     #: For exported images: files baked into the work directory, and the notebook to execute.
     embedded_files: Mapping[str, bytes] = field(default_factory=dict)
     entry_notebook: str | None = None
+    #: Debian packages installed in the final stage (apt.txt, --apt, inferred), sorted.
+    apt: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -123,6 +128,38 @@ def _builder_env(pip: PipSettings) -> str:
     return " \\\n    ".join(f'{key}="{value}"' for key, value in env.items())
 
 
+def _uv_install(spec: ImageSpec) -> str:
+    """The builder's install command; PyTorch's CPU index joins when a pin is a ``+cpu`` build."""
+    command = f"/opt/uv/bin/uv pip install --python {VENV}/bin/python"
+    if not any(is_pytorch_cpu_pin(r) for r in spec.requirements):
+        return f"RUN {command} -r /mlbox-build/requirements.txt"
+    return f"""\
+# The kernel's torch is a CPU-only (+cpu) build: torch, torchvision and torchaudio come from
+# PyTorch's CPU index, not PyPI's multi-GB CUDA build. The build network must reach
+# {PYTORCH_CPU_INDEX} (--pip torch==VERSION without +cpu uses PyPI instead).
+RUN {command} \\
+    --extra-index-url {PYTORCH_CPU_INDEX} --index-strategy unsafe-best-match \\
+    -r /mlbox-build/requirements.txt"""
+
+
+def _apt_names(spec: ImageSpec) -> list[str]:
+    """``spec.apt`` validated (they reach a RUN line), sorted, without duplicates."""
+    return sorted({validate_package_name(name) for name in spec.apt})
+
+
+def _apt_install(spec: ImageSpec) -> str:
+    """The final stage's apt-get line (as root, before the venv layer), or nothing."""
+    if not spec.apt:
+        return ""
+    names = " ".join(_apt_names(spec))
+    return f"""\
+# System packages (apt.txt, --apt, inferred): from the base image's Debian mirrors.
+RUN apt-get update \\
+ && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends {names} \\
+ && rm -rf /var/lib/apt/lists/*
+"""
+
+
 def render_dockerfile(spec: ImageSpec, labels: Mapping[str, str], build_id: str) -> str:
     """The Dockerfile: a builder stage makes the venv with uv, the final stage copies only it."""
     label_lines = " \\\n      ".join(f'{key}="{_escape(value)}"' for key, value in labels.items())
@@ -137,10 +174,10 @@ ENV {_builder_env(spec.pip)}
 RUN python3 -m venv /opt/uv && /opt/uv/bin/pip install --quiet uv \\
  && python3 -m venv {VENV}
 COPY requirements.txt /mlbox-build/requirements.txt
-RUN /opt/uv/bin/uv pip install --python {VENV}/bin/python -r /mlbox-build/requirements.txt
+{_uv_install(spec)}
 
 FROM {spec.base_image}
-ENV PATH="{VENV}/bin:$PATH" \\
+{_apt_install(spec)}ENV PATH="{VENV}/bin:$PATH" \\
     VIRTUAL_ENV="{VENV}" \\
     PYTHONUNBUFFERED=1 \\
     NVIDIA_DRIVER_CAPABILITIES=compute,utility
@@ -185,6 +222,8 @@ def render_build_context(spec: ImageSpec) -> BuildContext:
             f"{spec.notebook_name} and its dependencies, built by jupyter_mlbox",
         "org.opencontainers.image.base.name": spec.base_image,
     }
+    if spec.apt:
+        labels[APT_LABEL] = ",".join(_apt_names(spec))
     files = {"requirements.txt": requirements_txt.encode(), "runner.py": runner_source(),
              "mlbox-build/pip.conf": _pip_config(spec.pip).encode()}
     if spec.pip.cert_file:

@@ -46,7 +46,8 @@ _PIP_OPTIONS_WITH_VALUE = {
 class PinnedRequirement:
     """One line of requirements.txt and where it came from.
 
-    ``origin`` is "installed" (pinned to the kernel's version), "implied" (needed by a pattern
+    ``origin`` is "installed" (pinned to the kernel's version), "traced" (no import statement
+    shows it but the kernel that ran the notebook had it loaded; pinned), "implied" (needed by a pattern
     in the code rather than an import, see implied.py; pinned), "guess" (not installed here,
     unpinned), "pip-magic" (a ``%pip install`` line), "explicit" (``--pip``) or "file"
     (a requirements file).
@@ -322,14 +323,16 @@ def read_requirements_file(path: Path) -> tuple[list[str], list[str]]:
 
 
 def infer_requirements(sources: Iterable[str], *, search_dir: Path | None = None,
-                       module_dirs: Iterable[Path] = (),
+                       module_dirs: Iterable[Path] = (), traced: Iterable[str] = (),
                        requirements_file: Path | None = None,
                        extra: Iterable[str] = (), exclude: Iterable[str] = ()
                        ) -> InferenceResult:
     """Pinned requirements for code cells ``sources``.
 
     Local modules are found in ``search_dir`` (the notebook's folder) and ``module_dirs``
-    (folders the notebook adds to ``sys.path``). ``requirements_file`` (or a requirements.txt
+    (folders the notebook adds to ``sys.path``). ``traced`` are modules a kernel that ran the
+    notebook had loaded (trace.py): installed or local ones count like imports (origin
+    "traced"), never as guesses. ``requirements_file`` (or a requirements.txt
     in ``search_dir``) replaces inference;
     ``extra`` (``--pip``) adds to it and ``exclude`` removes names from it.
     """
@@ -354,7 +357,7 @@ def infer_requirements(sources: Iterable[str], *, search_dir: Path | None = None
         if previous is not None and previous.origin == "installed" and origin == "implied":
             origin = "installed"  # imported anyway: the import is the reason it is there
         if previous is not None and previous.origin in {"explicit", "file", "pip-magic"} \
-                and origin in {"installed", "implied", "guess"}:
+                and origin in {"installed", "traced", "implied", "guess"}:
             return  # what the user wrote wins over what was inferred
         by_name[key] = PinnedRequirement(str(req), origin,
                                          tuple(sorted(set(imports) | set(
@@ -380,7 +383,7 @@ def infer_requirements(sources: Iterable[str], *, search_dir: Path | None = None
             add(line, "file")
     else:
         _infer_from_cells(cells, [search_dir, *module_dirs], result, add, excluded=excluded,
-                          named=extra)
+                          named=extra, traced=traced)
 
     for requirement in extra:
         add(requirement, "explicit")
@@ -389,7 +392,8 @@ def infer_requirements(sources: Iterable[str], *, search_dir: Path | None = None
 
 
 def _infer_from_cells(cells, search_dirs, result: InferenceResult, add, *,
-                      excluded: Iterable[str] = (), named: Iterable[str] = ()) -> None:
+                      excluded: Iterable[str] = (), named: Iterable[str] = (),
+                      traced: Iterable[str] = ()) -> None:
     optional: dict[str, bool] = {}
     first_cell: dict[str, int] = {}  # module → the first code cell importing it
     required_in: dict[str, int] = {}  # … the first that imports it outside try/except
@@ -410,6 +414,10 @@ def _infer_from_cells(cells, search_dirs, result: InferenceResult, add, *,
             named.append(requirement)
     cell_of = {**first_cell, **required_in}
     guesser = _Guesser(result, add, set(excluded), named)
+    imported_tops = {module.split(".")[0] for module in optional}
+    for module in traced:
+        optional.setdefault(module, False)
+    traced_only = {module.split(".")[0] for module in optional} - imported_tops
 
     stdlib = set(sys.stdlib_module_names) | {"__future__"}
     top_levels: dict[str, list[str]] = {}
@@ -440,7 +448,9 @@ def _infer_from_cells(cells, search_dirs, result: InferenceResult, add, *,
             pin, warning = installable_pin(canonicalize_name(dist), version)
             if warning:
                 result.warnings.append(warning)
-            add(pin, "installed", (top,))
+            add(pin, "traced" if top in traced_only else "installed", (top,))
+        elif top in traced_only:
+            continue  # loaded by the kernel from somewhere no index serves: not a guess
         elif all(optional[m] for m in dotted):
             result.warnings.append(
                 f"{top}: optional import (inside try/except ImportError) that this kernel does "

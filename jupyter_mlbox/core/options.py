@@ -93,9 +93,12 @@ class BuildOptions:
     rebuild: bool = False
     #: Debian packages for the final stage (besides apt.txt and the inferred ones)
     apt: tuple[str, ...] = ()
+    exclude_apt: tuple[str, ...] = ()
     #: the project root the container mirrors (default: the git top level, else the
     #: notebook's folder)
     context: Path | None = None
+    #: also count what the notebook really loads (trace.py)
+    trace: bool = False
 
 
 @dataclass(frozen=True)
@@ -247,16 +250,21 @@ OPTIONS: tuple[Option, ...] = (
     Option("requirements_file", ("-r", "--requirements"), "use this requirements file "
            "instead of inferring from imports", "build",
            read=_path, metavar="FILE", local_path=True),
-    Option("exclude", ("--exclude",), "drop this distribution from the requirements, or an "
-           "inferred system package (repeatable)", "build", read=_strings, metavar="NAME",
-           many=True, configurable=True),
+    Option("exclude", ("--exclude",), "drop this distribution from the requirements "
+           "(repeatable)", "build", read=_strings, metavar="NAME", many=True, configurable=True),
     Option("apt", ("--apt",), "Debian package to install in the image, e.g. --apt ffmpeg "
            "(repeatable; adds to apt.txt beside the notebook)", "build", read=_debian_packages,
            metavar="PKG", many=True, configurable=True),
+    Option("exclude_apt", ("--exclude-apt",), "drop this inferred system package, e.g. "
+           "--exclude-apt ffmpeg (repeatable)", "build", read=_debian_packages, metavar="PKG",
+           many=True, configurable=True),
     Option("context", ("--context",), "project root the container mirrors: files the notebook "
            "names by relative path anywhere under it travel along (default: the git top level "
            "above the notebook, else its folder)", "build",
            read=_path, metavar="DIR", local_path=True),
+    Option("trace", ("--trace",), "also count the modules the notebook really loads: a live "
+           "kernel's sys.modules, or, for a notebook file, those of one local execution "
+           "(nbclient) before the build", "build", read=_switch, switch=True),
     Option("rebuild", ("--rebuild",), "build again from scratch, ignoring the layer cache "
            "(unpinned requirements are resolved anew)", "build", read=_switch, switch=True),
     Option("gpus", ("--gpus",), GPUS_HELP, "run", read=GpuRequest.parse, configurable=True),

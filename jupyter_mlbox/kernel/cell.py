@@ -86,8 +86,18 @@ def cell_work(request: CellRequest, engine: Callable, fresh: Callable[[list], li
         context = request.context
         emit(ProgressEvent(Phase.INFERRING, EventKind.PHASE,
                            f"reading the imports of {context.described}"))
+        traced: set[str] = set()
+        if request.build_options.trace:  # what this live kernel has loaded
+            import sys
+
+            from ..core.trace import fresh_kernel_modules, traced_modules
+
+            emit(ProgressEvent(Phase.INFERRING, EventKind.INFO,
+                               "--trace: comparing this kernel's modules with a fresh one's"))
+            traced = traced_modules(list(sys.modules), fresh_kernel_modules())
         plan = plan_image(context.sources, notebook_name=context.notebook_name,
-                          search_dir=context.search_dir, options=request.build_options)
+                          search_dir=context.search_dir, options=request.build_options,
+                          traced=traced)
         for warning in fresh(plan.warnings):
             emit(ProgressEvent(Phase.INFERRING, EventKind.WARNING, warning))
         if request.args.with_setup:
