@@ -43,6 +43,9 @@ def build_parser() -> argparse.ArgumentParser:
     notebook_command("requirements", "print the inferred, pinned requirements (warnings on "
                      "stderr)")
     notebook_command("dockerfile", "print the Dockerfile that would be built")
+    notebook_command("lock", "resolve the notebook's whole dependency closure, pinned to this "
+                     "kernel's versions with hashes, into <notebook>.mlbox.lock (builds then "
+                     "install exactly it); print its path")
     notebook_command("build", "build the image (or reuse it); print its tag last")
     run = notebook_command("run", "execute the notebook in a container and write the executed "
                            "notebook")
@@ -88,6 +91,18 @@ def cmd_requirements(args, progress) -> int:
 
 def cmd_dockerfile(args, progress) -> int:
     sys.stdout.write(_plan(args).context.dockerfile)
+    return EXIT_OK
+
+
+def cmd_lock(args, progress) -> int:
+    from dataclasses import replace
+
+    from .core.lock import Lock, lock_path
+
+    args.build = replace(args.build, relock=True)
+    lock = Lock(lock_path(args.notebook), _plan(args).spec.lock_text or "")
+    print(f"locked {len(lock.names())} distributions for {args.notebook.name}", file=sys.stderr)
+    print(lock.path)
     return EXIT_OK
 
 
@@ -151,7 +166,8 @@ def cmd_images(args, progress) -> int:
     return EXIT_OK
 
 
-COMMANDS = {"requirements": cmd_requirements, "dockerfile": cmd_dockerfile, "build": cmd_build,
+COMMANDS = {"requirements": cmd_requirements, "dockerfile": cmd_dockerfile, "lock": cmd_lock,
+            "build": cmd_build,
             "run": cmd_run, "export": cmd_export, "doctor": cmd_doctor, "images": cmd_images}
 
 

@@ -23,6 +23,7 @@ from .notebook import code_cell_sources, read_notebook
 from .pip_settings import PipSettings, host_pip_settings
 from .system_packages import SystemPackage, plan_system_packages
 from .project import collect_files, project_for, referenced_paths, sys_path_dirs
+from .lock import locked, python_of
 from .trace import trace_notebook
 
 
@@ -58,6 +59,7 @@ class ImagePlan:
                 "local_modules": [str(p) for p in self.inference.local_modules],
                 "system_packages": [{"name": p.name, "origin": p.origin, "because": p.because}
                                     for p in self.system_packages],
+                "locked": self.spec.lock_text is not None,
                 "dockerfile": self.context.dockerfile}
 
     def summary(self) -> str:
@@ -104,10 +106,11 @@ def plan_image(sources: Iterable[str], *, notebook_name: str, search_dir: Path |
                embedded_files: Mapping[str, bytes] | None = None,
                entry_notebook: str | None = None,
                inference: InferenceResult | None = None,
-               traced: Iterable[str] = ()) -> ImagePlan:
+               traced: Iterable[str] = (), lock_beside: Path | None = None) -> ImagePlan:
     """Infer requirements for ``sources`` (unless ``inference`` is given) and render the build.
 
-    Pure: no Docker.
+    ``lock_beside`` is the notebook whose ``.mlbox.lock`` the build installs when there is one
+    (``options.relock`` makes it anew). Pure but for that: no Docker.
     """
     sources = list(sources)
     if inference is None:
@@ -119,10 +122,14 @@ def plan_image(sources: Iterable[str], *, notebook_name: str, search_dir: Path |
     requirements += runtime_requirements(inference.names())
     system = plan_system_packages(sources, search_dir=search_dir, explicit=options.apt,
                                   exclude=options.exclude_apt, requirements=requirements)
+    base_image = options.base_image or default_base_image()
+    lock = None if lock_beside is None else locked(
+        lock_beside, requirements, python_version=python_of(base_image), pip=pip,
+        relock=options.relock)
     spec = ImageSpec(requirements=tuple(requirements), notebook_name=notebook_name,
-                     base_image=options.base_image or default_base_image(), pip=pip,
+                     base_image=base_image, pip=pip,
                      embedded_files=dict(embedded_files or {}), entry_notebook=entry_notebook,
-                     apt=system.names())
+                     apt=system.names(), lock_text=lock.text if lock else None)
     return ImagePlan(inference, spec, render_build_context(spec),
                      list(inference.warnings) + system.warnings,
                      system_packages=list(system.packages))
@@ -168,7 +175,7 @@ def plan_notebook(path: str | Path, options: BuildOptions = BuildOptions(), *,
     plan = plan_image(sources, notebook_name=path.name, search_dir=path.parent,
                       options=options, pip=pip, embedded_files=embedded,
                       entry_notebook=in_project if self_contained else None,
-                      inference=inference)
+                      inference=inference, lock_beside=path)
     plan.local_files = project.files
     plan.notebook_dir = project.notebook_dir
     plan.warnings[:0] = read_warnings + project.warnings

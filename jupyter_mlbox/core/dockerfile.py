@@ -60,6 +60,8 @@ class ImageSpec:
     entry_notebook: str | None = None
     #: Debian packages installed in the final stage (apt.txt, --apt, inferred), sorted.
     apt: tuple[str, ...] = ()
+    #: A lock (lock.py): when given, the builder installs exactly it, hashes required.
+    lock_text: str | None = None
 
 
 @dataclass(frozen=True)
@@ -131,6 +133,8 @@ def _builder_env(pip: PipSettings) -> str:
 def _uv_install(spec: ImageSpec) -> str:
     """The builder's install command; PyTorch's CPU index joins when a pin is a ``+cpu`` build."""
     command = f"/opt/uv/bin/uv pip install --python {VENV}/bin/python"
+    if spec.lock_text is not None:
+        command += " --require-hashes --no-deps"  # the lock is the whole closure
     if not any(is_pytorch_cpu_pin(r) for r in spec.requirements):
         return f"RUN {command} -r /mlbox-build/requirements.txt"
     return f"""\
@@ -208,7 +212,8 @@ def _escape(value: str) -> str:
 def render_build_context(spec: ImageSpec) -> BuildContext:
     """The whole build as data: Dockerfile, context files, labels and its content-hash tag."""
     requirements = [str(validate_requirement(r)) for r in spec.requirements]
-    requirements_txt = "".join(f"{r}\n" for r in requirements)
+    requirements_txt = spec.lock_text if spec.lock_text is not None \
+        else "".join(f"{r}\n" for r in requirements)
     requirements_hash = hashlib.sha256(requirements_txt.encode()).hexdigest()
     labels = {
         MANAGED_LABEL: "true",

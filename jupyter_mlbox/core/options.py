@@ -99,6 +99,8 @@ class BuildOptions:
     context: Path | None = None
     #: also count what the notebook really loads (trace.py)
     trace: bool = False
+    #: resolve the lock beside the notebook again (lock.py)
+    relock: bool = False
 
 
 @dataclass(frozen=True)
@@ -265,6 +267,8 @@ OPTIONS: tuple[Option, ...] = (
     Option("trace", ("--trace",), "also count the modules the notebook really loads: a live "
            "kernel's sys.modules, or, for a notebook file, those of one local execution "
            "(nbclient) before the build", "build", read=_switch, switch=True),
+    Option("relock", ("--relock",), "resolve <notebook>.mlbox.lock again (the whole closure, "
+           "pinned to this kernel's versions) and use it", "build", read=_switch, switch=True),
     Option("rebuild", ("--rebuild",), "build again from scratch, ignoring the layer cache "
            "(unpinned requirements are resolved anew)", "build", read=_switch, switch=True),
     Option("gpus", ("--gpus",), GPUS_HELP, "run", read=GpuRequest.parse, configurable=True),
