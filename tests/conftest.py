@@ -33,6 +33,19 @@ def notebook_node(cells):
     return nb
 
 
+def work_until_cancelled(started):
+    """Task work that says it runs (sets ``started``) and then waits for its cancel token."""
+    from jupyter_mlbox.core.events import ProgressEvent
+
+    def work(emit, cancel):
+        emit(ProgressEvent("running", "phase", "waiting for a cancel"))
+        started.set()
+        while not cancel.wait(0.01):
+            pass
+        cancel.raise_if_cancelled()
+    return work
+
+
 def write_notebook(path: Path, cells, *, name: str | None = None) -> Path:
     """:func:`notebook_node` of ``cells`` written to ``path`` (or to ``path / name`` when
     ``name`` is given; parent folders are made); returns where it went."""

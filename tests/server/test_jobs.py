@@ -10,6 +10,7 @@ import pytest
 from jupyter_mlbox.core.events import ProgressEvent
 from jupyter_mlbox.errors import CellExecutionError, MlboxError, UserCancelledError
 from jupyter_mlbox.server.jobs import JobManager
+from tests.conftest import work_until_cancelled
 
 JOB_FIELDS = {"id", "kind", "path", "label", "status", "phase", "message", "step", "total",
               "progress", "warnings", "created", "started", "finished", "elapsed", "result",
@@ -134,15 +135,7 @@ def test_cancel_a_queued_job_ends_it_at_once(manager):
 
 def test_cancel_a_running_job(manager):
     running = threading.Event()
-
-    def work(emit, cancel):
-        emit(ProgressEvent("running", "phase", "executing"))
-        running.set()
-        while not cancel.wait(0.05):
-            pass
-        cancel.raise_if_cancelled()
-
-    job = manager.submit("run", "a.ipynb", work)
+    job = manager.submit("run", "a.ipynb", work_until_cancelled(running))
     assert running.wait(10)
     assert job.as_dict()["status"] == "running"
     manager.cancel(job)
@@ -168,14 +161,7 @@ def test_only_the_recent_finished_jobs_are_kept():
 def test_shutdown_cancels_what_runs():
     manager = JobManager(max_workers=1)
     running = threading.Event()
-
-    def work(emit, cancel):
-        running.set()
-        while not cancel.wait(0.05):
-            pass
-        cancel.raise_if_cancelled()
-
-    job = manager.submit("run", "a.ipynb", work)
+    job = manager.submit("run", "a.ipynb", work_until_cancelled(running))
     assert running.wait(10)
     manager.shutdown(wait_seconds=5)
     assert job.status == "cancelled"

@@ -10,6 +10,7 @@ import pytest
 from jupyter_mlbox.core.events import ProgressEvent
 from jupyter_mlbox.core.task import CANCELLED, DONE, FAILED, QUEUED, Task
 from jupyter_mlbox.errors import UserCancelledError
+from tests.conftest import work_until_cancelled
 
 
 class Result:
@@ -27,14 +28,7 @@ def counting(n: int, result=None):
     return work
 
 
-def until_cancelled(started: threading.Event):
-    def work(emit, cancel):
-        emit(ProgressEvent("running", "phase", "waiting for a cancel"))
-        started.set()
-        while not cancel.wait(0.01):
-            pass
-        cancel.raise_if_cancelled()
-    return work
+until_cancelled = work_until_cancelled
 
 
 def test_done_returns_the_result_and_renders_every_event_in_order():
