@@ -13,7 +13,6 @@ import re
 import socket
 import tarfile
 import threading
-from dataclasses import dataclass
 from typing import Callable, Mapping
 
 import docker

@@ -92,9 +92,14 @@ def ignore_progress(event: ProgressEvent) -> None:
     """The default callback: progress goes nowhere."""
 
 
+def strip_ansi(text: str) -> str:
+    """Text without terminal colour codes (uv, pip and IPython tracebacks colour theirs)."""
+    return _ANSI.sub("", text)
+
+
 def log_line(event: ProgressEvent) -> str:
     """How an event reads as one line of a job's log (colour codes removed; '' for nothing)."""
-    message = _ANSI.sub("", event.message)  # uv and pip colour their output
+    message = strip_ansi(event.message)
     if not message.strip():
         return ""
     if event.kind == EventKind.WARNING:

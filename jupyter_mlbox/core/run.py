@@ -6,7 +6,6 @@ code works against a remote ``DOCKER_HOST``. The container is removed in every c
 from __future__ import annotations
 
 import json
-import re
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,12 +20,11 @@ from .build import BuildResult, build_image, plan_notebook
 from .container_runner import EXIT_CELL_ERROR, EXIT_KERNEL_DIED, EXIT_OK, EXIT_TIMEOUT
 from .dockerfile import MANAGED_LABEL, NOTEBOOK_LABEL, RUNNER, WORKDIR
 from .engine import Engine
-from .events import CancelToken, ProgressCallback, ProgressEvent, ignore_progress
+from .events import CancelToken, ProgressCallback, ProgressEvent, ignore_progress, strip_ansi
 from .notebook import default_output_path, write_notebook_atomic
 from .options import NO_GPUS, BuildOptions, RunOptions
 
 OUTPUT_DIR = ".mlbox-out"
-_ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 
 
 @dataclass
@@ -48,10 +46,6 @@ class RunResult:
         """``built mlbox/x:abc (504 MB, 16.0 s) · ran in 1.2 s on CPU``."""
         ran = f"ran in {self.seconds:.1f} s on {'GPU' if self.gpu else 'CPU'}"
         return f"{self.build.summary()} · {ran}" if self.build else ran
-
-
-def strip_ansi(text: str) -> str:
-    return _ANSI.sub("", text)
 
 
 def _failed_cell(outcome: Mapping) -> str:
