@@ -39,7 +39,8 @@ __all__ = ["MlboxMagics", "KERNEL_NOTEBOOK_NAME", "display_outputs", "is_setup_c
            "run_mlbox_cell", "run_mlbox_line"]
 
 _LINE_COMMANDS = ("status", "requirements", "dockerfile", "build", "run", "images", "config")
-#: A cell takes every option but the notebook's parameters.
+#: A cell takes every option but the notebook's parameters and --context (a cell's project is
+#: its kernel's folder).
 _CELL_OPTIONS = tuple(o.name for o in OPTIONS if o.name not in {"parameters", "context"})
 
 

@@ -15,7 +15,8 @@ from importlib import resources
 from typing import Mapping
 
 from .._version import __version__
-from .inference import PYTORCH_CPU_INDEX, is_pytorch_cpu_pin, validate_requirement
+from .distributions import PYTORCH_CPU_INDEX, is_pytorch_cpu_pin
+from .inference import validate_requirement
 from .pip_settings import PipSettings
 from .system_packages import validate_package_name
 

@@ -11,22 +11,20 @@ UnverifiedGuessError; one it could not be asked about is added, marked unverifie
 from __future__ import annotations
 
 import ast
-import importlib.metadata as metadata
-import importlib.resources
 import re
 import shlex
 import sys
 from dataclasses import dataclass, field
-from functools import lru_cache
 from pathlib import Path
 from typing import Iterable
 
 from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name
-from packaging.version import InvalidVersion, Version
 
-from ..errors import RequirementError, UnverifiedGuessError
-from . import index as package_index
+from ..errors import RequirementError
+from .distributions import (_packages_distributions, distribution_for, installable_pin,
+                            installed_version, is_local_module, pipreqs_mapping)
+from .guesses import NAMESPACE_ROOTS, Guesser, infer_namespace, provided_by
 from .implied import extension_modules, implied_by
 from .notebook import parse_cells
 
@@ -186,124 +184,6 @@ def pip_install_arguments(tree: ast.AST) -> list[str]:
 
 
 # ---------------------------------------------------------------------------------------------
-# environment lookups
-# ---------------------------------------------------------------------------------------------
-
-@lru_cache(maxsize=1)
-def _packages_distributions() -> dict[str, list[str]]:
-    return metadata.packages_distributions()
-
-
-#: Import names pipreqs' table lacks (or gets wrong) that data-science notebooks use often.
-MAPPING_ADDITIONS = {
-    "cv2": "opencv-python",
-    "sklearn": "scikit-learn",
-    "skimage": "scikit-image",
-    "lightgbm": "lightgbm",
-    "dotenv": "python-dotenv",
-}
-
-
-@lru_cache(maxsize=1)
-def pipreqs_mapping() -> dict[str, str]:
-    """pipreqs' import name → PyPI name table (e.g. PIL → Pillow), plus MAPPING_ADDITIONS."""
-    try:
-        text = importlib.resources.files("pipreqs").joinpath("mapping").read_text("utf-8")
-    except (ModuleNotFoundError, FileNotFoundError):  # pipreqs missing: degrade, don't crash
-        return {}
-    mapping = {}
-    for line in text.splitlines():
-        if ":" in line:
-            import_name, dist = line.strip().split(":", 1)
-            mapping[import_name] = dist
-    return {**mapping, **MAPPING_ADDITIONS}
-
-
-def _distribution_for(module: str, candidates: list[str]) -> str:
-    """Pick among the distributions that provide a top-level name (namespace packages).
-
-    ``google.cloud.storage`` is provided by google-cloud-storage, not by protobuf which also
-    installs into ``google/``: the distribution whose files contain the deepest part of the
-    dotted path wins.
-    """
-    if len(candidates) == 1:
-        return candidates[0]
-    parts = module.split(".")
-    best, best_depth = sorted(candidates)[0], 0
-    for dist_name in sorted(candidates):
-        try:
-            files = metadata.distribution(dist_name).files or []
-        except metadata.PackageNotFoundError:
-            continue
-        paths = {str(f).replace("\\", "/") for f in files}
-        for depth in range(len(parts), 0, -1):
-            prefix = "/".join(parts[:depth])
-            if any(p.startswith(prefix + "/") or p == prefix + ".py" for p in paths):
-                if depth > best_depth:
-                    best, best_depth = dist_name, depth
-                break
-    return best
-
-
-def _installed_version(dist_name: str) -> str | None:
-    try:
-        return metadata.version(dist_name)
-    except metadata.PackageNotFoundError:
-        return None
-
-
-#: PyTorch's CPU-only wheels (``torch==2.3.0+cpu``), a few hundred MB where PyPI's Linux build of
-#: the same version pulls in the multi-GB CUDA libraries.
-PYTORCH_CPU_INDEX = "https://download.pytorch.org/whl/cpu"
-PYTORCH_CPU_PACKAGES = ("torch", "torchvision", "torchaudio")
-
-
-def is_pytorch_cpu_pin(requirement: str) -> bool:
-    """``torch==2.3.0+cpu`` (or torchvision/torchaudio): a pin only PyTorch's CPU index has."""
-    try:
-        req = Requirement(requirement)
-    except InvalidRequirement:
-        return False
-    return canonicalize_name(req.name) in PYTORCH_CPU_PACKAGES and any(
-        spec.operator in {"==", "==="} and spec.version.endswith("+cpu") for spec in req.specifier)
-
-
-def installable_pin(name: str, version: str) -> tuple[str, str | None]:
-    """``name==version`` that an index can serve, and a warning when the version had to change.
-
-    Local version labels (``2.3.0+cpu``) name builds that exist only on other indexes; the
-    public release is pinned instead and the user is told. Except PyTorch's CPU builds
-    (torch, torchvision, torchaudio ``+cpu``): they keep their pin, and the image installs them
-    from :data:`PYTORCH_CPU_INDEX` (see dockerfile.py).
-    """
-    try:
-        parsed = Version(version)
-    except InvalidVersion:
-        return name, f"{name}: installed version {version!r} is not a valid version; left unpinned"
-    if parsed.local == "cpu" and canonicalize_name(name) in PYTORCH_CPU_PACKAGES:
-        return (f"{name}=={version}",
-                f"{name}: installed as {version}, a CPU-only build: the image installs it from "
-                f"PyTorch's CPU index {PYTORCH_CPU_INDEX}, not PyPI's CUDA build (--pip "
-                f"{name}=={parsed.public} chooses PyPI's)")
-    if parsed.local:
-        public = parsed.public
-        return (f"{name}=={public}",
-                f"{name}: installed as {version}; the local label '+{parsed.local}' names a "
-                f"build PyPI does not have, pinned {name}=={public} instead")
-    return f"{name}=={version}", None
-
-
-def is_local_module(name: str, search_dir: Path | None) -> Path | None:
-    """The file or package next to the notebook that provides ``name``, if any."""
-    if search_dir is None:
-        return None
-    for candidate in (search_dir / f"{name}.py", search_dir / name):
-        if candidate.is_file() or (candidate.is_dir() and any(candidate.glob("*.py"))):
-            return candidate
-    return None
-
-
-# ---------------------------------------------------------------------------------------------
 # the whole inference
 # ---------------------------------------------------------------------------------------------
 
@@ -413,7 +293,7 @@ def _infer_from_cells(cells, search_dirs, result: InferenceResult, add, *,
             add(requirement, "pip-magic")
             named.append(requirement)
     cell_of = {**first_cell, **required_in}
-    guesser = _Guesser(result, add, set(excluded), named)
+    guesser = Guesser(result, add, set(excluded), named)
     imported_tops = {module.split(".")[0] for module in optional}
     for module in traced:
         optional.setdefault(module, False)
@@ -436,12 +316,12 @@ def _infer_from_cells(cells, search_dirs, result: InferenceResult, add, *,
                 result.local_modules.append(local)
             continue
         if top in NAMESPACE_ROOTS:
-            _infer_namespace(top, dotted, optional, cell_of, installed.get(top, []), guesser)
+            infer_namespace(top, dotted, optional, cell_of, installed.get(top, []), guesser)
             continue
         if top in installed:
             deepest = max(dotted, key=lambda m: m.count("."))
-            dist = _distribution_for(deepest, installed[top])
-            version = _installed_version(dist)
+            dist = distribution_for(deepest, installed[top])
+            version = installed_version(dist)
             if version is None:
                 add(dist, "guess", (top,))
                 continue
@@ -456,190 +336,10 @@ def _infer_from_cells(cells, search_dirs, result: InferenceResult, add, *,
                 f"{top}: optional import (inside try/except ImportError) that this kernel does "
                 f"not have either; not added (--pip {top} adds it)")
         else:
-            dist = _provided_by(top) or mapping.get(top, top)
+            dist = provided_by(top) or mapping.get(top, top)
             guesser.guess(top, cell_of.get(top), [(dist, top)])
     guesser.finish()
     _add_implied(cells, set(optional), result, add)
-
-
-# ---------------------------------------------------------------------------------------------
-# guesses, verified on the package index
-# ---------------------------------------------------------------------------------------------
-
-#: Top-level names many distributions install into (namespace packages): never a distribution
-#: on their own; the dotted path decides (``google.generativeai`` → google-generativeai).
-NAMESPACE_ROOTS = frozenset({
-    "google", "azure", "mpl_toolkits", "zope", "jaraco", "sphinxcontrib", "backports", "zc",
-    "plone", "collective", "flufl", "ruamel",
-})
-#: Namespaces inside those (``google.cloud.storage`` → google-cloud-storage, never google-cloud).
-NAMESPACE_PACKAGES = NAMESPACE_ROOTS | {"google.cloud", "google.ai", "azure.mgmt", "azure.storage",
-                                        "azure.ai", "azure.cognitiveservices"}
-
-#: Modules shipped inside a distribution of another name; the longest dotted prefix wins.
-PROVIDED_BY = {
-    "pylab": "matplotlib",
-    "mpl_toolkits.mplot3d": "matplotlib",
-    "mpl_toolkits.axes_grid1": "matplotlib",
-    "mpl_toolkits.axisartist": "matplotlib",
-    "mpl_toolkits.basemap": "basemap",
-}
-
-
-def _provided_by(module: str) -> str | None:
-    parts = module.split(".")
-    for depth in range(len(parts), 0, -1):
-        dist = PROVIDED_BY.get(".".join(parts[:depth]))
-        if dist:
-            return dist
-    return None
-
-
-def _namespace_depth(module: str) -> int:
-    """``google.cloud.storage`` → 2: how many leading parts are a shared namespace."""
-    parts = module.split(".")
-    return max((d for d in range(1, len(parts) + 1)
-                if ".".join(parts[:d]) in NAMESPACE_PACKAGES), default=0)
-
-
-def _installed_depth(dist_name: str, module: str) -> int:
-    """How many leading parts of ``module`` are a regular module of the installed
-    ``dist_name`` (a namespace folder it also installs into does not count)."""
-    try:
-        files = metadata.distribution(dist_name).files or []
-    except metadata.PackageNotFoundError:
-        return 0
-    paths = {str(f).replace("\\", "/") for f in files}
-    return package_index.regular_depth(paths, module)
-
-
-def _infer_namespace(root: str, dotted: list[str], optional: dict[str, bool],
-                     cell_of: dict[str, int], installed: list[str], guesser: "_Guesser") -> None:
-    """``google.cloud.storage``, ``google.generativeai`` …: each dotted import on its own.
-
-    The kernel's distribution counts only when its files hold the part below the root
-    (protobuf installs ``google/protobuf``, not ``google/generativeai``)."""
-    leaves = [m for m in dotted if not any(o.startswith(m + ".") for o in dotted)]
-    for module in leaves:
-        shared = _namespace_depth(module)
-        best, depth = None, shared
-        for dist in sorted(installed):
-            found = _installed_depth(dist, module)
-            if found > depth:
-                best, depth = dist, found
-        version = _installed_version(best) if best else None
-        if version is not None:
-            pin, warning = installable_pin(canonicalize_name(best), version)
-            if warning:
-                guesser.result.warnings.append(warning)
-            guesser.add(pin, "installed", (".".join(module.split(".")[:depth]),))
-            continue
-        if optional[module]:
-            guesser.result.warnings.append(
-                f"{module}: optional import (inside try/except ImportError) that this kernel "
-                f"does not have either; not added (--pip NAME adds it)")
-            continue
-        parts = module.split(".")
-        if len(parts) <= shared:
-            guesser.fail(module, cell_of.get(module),
-                         f"'{module}' is a namespace many distributions share; import the "
-                         f"sub-package you use (e.g. {module}.something)", exclude_name=None)
-            continue
-        table = _provided_by(module)
-        if table:
-            prefix = next(".".join(parts[:d]) for d in range(len(parts), 0, -1)
-                          if ".".join(parts[:d]) in PROVIDED_BY)
-            candidates = [(table, prefix)]
-        else:  # the dotted path joined with '-', then shorter prefixes
-            candidates = [("-".join(parts[:d]), ".".join(parts[:d]))
-                          for d in range(len(parts), shared, -1)]
-        guesser.guess(module, cell_of.get(module), candidates, namespace=not table)
-
-
-class _Guesser:
-    """Checks guesses on the package index; collects what failed and raises it once."""
-
-    def __init__(self, result: InferenceResult, add, excluded: set[str],
-                 named: list[str]) -> None:
-        self.result, self.add, self.excluded = result, add, excluded
-        self.named: list[str] = []
-        for text in named:
-            try:
-                self.named.append(canonicalize_name(Requirement(text).name))
-            except InvalidRequirement:
-                continue
-        self.problems: list[tuple[str, int | None, str, str | None]] = []
-
-    def guess(self, module: str, cell: int | None, candidates: list[tuple[str, str]], *,
-              namespace: bool = False) -> None:
-        """``candidates``: (distribution, the module it must install), best first."""
-        keys = {canonicalize_name(d) for d, _ in candidates}
-        if keys & self.excluded or canonicalize_name(module) in self.excluded \
-                or canonicalize_name(module.split(".")[0]) in self.excluded:
-            return  # --exclude: the user builds without it
-        if keys & set(self.named):
-            return  # --pip / %pip install names it: what the user wrote is installed
-        checks = []
-        for dist, provided in candidates:
-            check = package_index.check_module(dist, provided)
-            if check.verified:
-                self.result.warnings.append(
-                    f"{provided}: not installed in this kernel; guessed package '{dist}', "
-                    f"verified ({check.detail}); unpinned: the newest release will be installed")
-                self.add(dist, "guess", (provided,), True)
-                return
-            checks.append(check)
-            if check.status == "unreachable":
-                break
-        if checks and checks[-1].status == "unreachable" and not namespace:
-            dist = candidates[0][0]
-            self.result.warnings.append(
-                f"{module}: not installed in this kernel; guessing PyPI package '{dist}' "
-                f"(unpinned: the newest release will be installed); not verified: the index "
-                f"could not be reached")
-            self.add(dist, "guess", (module,), False)
-            return
-        if self._named_provides([p for _, p in candidates]):
-            return
-        if checks and checks[-1].status == "unreachable":
-            reason = (f"it belongs to the namespace '{module.split('.')[0]}' and the index "
-                      f"could not be reached to find which distribution provides it")
-        else:
-            reason = "; ".join(c.detail for c in checks)
-        self.fail(module, cell, reason, exclude_name=candidates[0][0])
-
-    def _named_provides(self, modules: list[str]) -> bool:
-        """Whether a distribution the user named (``--pip``, ``%pip install``) installs one of
-        ``modules``."""
-        for name in self.named:
-            for module in modules:
-                if package_index.check_module(name, module).status in {"verified",
-                                                                       "unreachable"}:
-                    return True
-        return False
-
-    def fail(self, module: str, cell: int | None, reason: str, *,
-             exclude_name: str | None) -> None:
-        self.problems.append((module, cell, reason, exclude_name))
-
-    def finish(self) -> None:
-        if not self.problems:
-            return
-        lines = []
-        for module, cell, reason, exclude_name in self.problems:
-            where = f"cell {cell + 1}" if cell is not None else "the notebook"
-            top = module.split(".")[0]
-            fixes = [f"--pip NAME (the distribution that provides {module})",
-                     f"put {top}.py or {top}/ beside the notebook if it is your own module"]
-            if exclude_name:
-                fixes.append(f"--exclude {canonicalize_name(exclude_name)} to build without it")
-            lines.append(f"import {module} ({where}): not in this kernel, and {reason}. Fix: "
-                         + "; or ".join(fixes))
-        head = ("cannot tell what to install for an import" if len(lines) == 1 else
-                f"cannot tell what to install for {len(lines)} imports")
-        raise UnverifiedGuessError(head + ":\n" + "\n".join(f"  - {line}" for line in lines),
-                                   problems=tuple((m, None if c is None else c + 1, r)
-                                                  for m, c, r, _ in self.problems))
 
 
 def _add_implied(cells, imported: set[str], result: InferenceResult, add) -> None:
@@ -653,7 +353,7 @@ def _add_implied(cells, imported: set[str], result: InferenceResult, add) -> Non
             if key in added:
                 continue
             added.add(key)
-            version = _installed_version(implied.distribution)
+            version = installed_version(implied.distribution)
             if version is None:
                 result.warnings.append(
                     f"{implied.because} needs {implied.distribution}, which this kernel does "

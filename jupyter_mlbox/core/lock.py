@@ -25,7 +25,7 @@ from packaging.utils import canonicalize_name
 from packaging.version import InvalidVersion, Version
 
 from ..errors import RequirementError
-from .inference import PYTORCH_CPU_INDEX, is_pytorch_cpu_pin
+from .distributions import PYTORCH_CPU_INDEX, is_pytorch_cpu_pin
 from .pip_settings import PipSettings
 
 LOCK_SUFFIX = ".mlbox.lock"

@@ -7,7 +7,7 @@ import pytest
 from jupyter_mlbox.core import inference
 from jupyter_mlbox.core.build import plan_image
 from jupyter_mlbox.core.dockerfile import ImageSpec, render_build_context
-from jupyter_mlbox.core.inference import PYTORCH_CPU_INDEX, installable_pin, is_pytorch_cpu_pin
+from jupyter_mlbox.core.distributions import PYTORCH_CPU_INDEX, installable_pin, is_pytorch_cpu_pin
 from jupyter_mlbox.core.pip_settings import PipSettings
 
 INDEX_FLAGS = f"--extra-index-url {PYTORCH_CPU_INDEX} --index-strategy unsafe-best-match"
