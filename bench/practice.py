@@ -23,6 +23,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from jupyter_mlbox.core.events import strip_ansi
+
 SELECTED = Path(__file__).resolve().parents[2] / "shared" / "practice" / "selected.tsv"
 
 LOCAL_RUN = r"""
@@ -39,10 +41,13 @@ except Exception as err:
 
 
 def first_reason(text: str) -> str:
-    """The line that says why: the error line, else the last non-empty line."""
-    lines = [line.strip() for line in text.splitlines() if line.strip()]
-    for line in lines:
+    """The line that says why: the error line (with the next one when it ends in ':'), else the
+    last non-empty line; colour codes removed."""
+    lines = [line.strip() for line in strip_ansi(text).splitlines() if line.strip()]
+    for index, line in enumerate(lines):
         if line.startswith("error:"):
+            if line.endswith(":") and index + 1 < len(lines):
+                line = f"{line} {lines[index + 1]}"
             return line[:220]
     return (lines[-1] if lines else "")[:220]
 
