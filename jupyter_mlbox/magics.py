@@ -28,7 +28,8 @@ from .core.task import Task
 from .errors import MlboxError, OptionError
 from .kernel import cell as cells, commands
 from .kernel.async_cells import install_async_transformer, run_mlbox_cell, run_mlbox_line
-from .kernel.context import KERNEL_NOTEBOOK_NAME, kernel_context, kernel_notebook
+from .kernel.context import (KERNEL_NOTEBOOK_NAME, kernel_context, kernel_notebook,
+                             kernel_traced_modules)
 from .kernel.defaults import described, set_defaults
 from .kernel.display import display_outputs, short
 from .kernel.job import ViewedTask
@@ -226,7 +227,8 @@ class MlboxMagics(Magics):
 
         context = context or kernel_context(self.shell)
         return plan_image(context.sources, notebook_name=context.notebook_name,
-                          search_dir=context.search_dir, options=build_options)
+                          search_dir=context.search_dir, options=build_options,
+                          traced=kernel_traced_modules(build_options))
 
     @staticmethod
     def _warn(lines) -> None:

@@ -14,7 +14,7 @@ from ..core.options import BuildOptions, RunOptions
 from ..errors import CellExecutionError, MlboxError, SerializationError, UserCancelledError
 from ..variables import (INPUT_FILE, OUTPUT_FILE, dumper_cell_source, loader_cell_source,
                          pack_variables, split_names, unpack_variables)
-from .context import KernelContext, kernel_context
+from .context import KernelContext, kernel_context, kernel_traced_modules
 from .display import display_outputs, error_output, short, shown_as
 from .job import ended_badly
 from .setup_cells import setup_cells
@@ -86,15 +86,10 @@ def cell_work(request: CellRequest, engine: Callable, fresh: Callable[[list], li
         context = request.context
         emit(ProgressEvent(Phase.INFERRING, EventKind.PHASE,
                            f"reading the imports of {context.described}"))
-        traced: set[str] = set()
-        if request.build_options.trace:  # what this live kernel has loaded
-            import sys
-
-            from ..core.trace import fresh_kernel_modules, traced_modules
-
+        if request.build_options.trace:
             emit(ProgressEvent(Phase.INFERRING, EventKind.INFO,
                                "--trace: comparing this kernel's modules with a fresh one's"))
-            traced = traced_modules(list(sys.modules), fresh_kernel_modules())
+        traced = kernel_traced_modules(request.build_options)
         plan = plan_image(context.sources, notebook_name=context.notebook_name,
                           search_dir=context.search_dir, options=request.build_options,
                           traced=traced)

@@ -67,3 +67,15 @@ def kernel_context(shell, cell: str | None = None) -> KernelContext:
                              path)
     sources = [source for _, source in numbered] + ([cell] if cell else [])
     return KernelContext(sources, list(numbered), KERNEL_NOTEBOOK_NAME, Path.cwd())
+
+
+def kernel_traced_modules(options) -> set[str]:
+    """With ``--trace``: what this live kernel has loaded beyond a fresh kernel with
+    jupyter_mlbox in it (core/trace.py); else nothing."""
+    if not options.trace:
+        return set()
+    import sys
+
+    from ..core.trace import fresh_kernel_modules, traced_modules
+
+    return traced_modules(list(sys.modules), fresh_kernel_modules())
