@@ -39,7 +39,8 @@ from .widgets import progress_view
 __all__ = ["MlboxMagics", "KERNEL_NOTEBOOK_NAME", "display_outputs", "is_setup_cell",
            "run_mlbox_cell", "run_mlbox_line"]
 
-_LINE_COMMANDS = ("status", "requirements", "dockerfile", "build", "run", "images", "config")
+_LINE_COMMANDS = ("status", "requirements", "dockerfile", "lock", "build", "run", "images",
+                  "config")
 #: A cell takes every option but the notebook's parameters and --context (a cell's project is
 #: its kernel's folder).
 _CELL_OPTIONS = tuple(o.name for o in OPTIONS if o.name not in {"parameters", "context"})
@@ -169,10 +170,10 @@ class MlboxMagics(Magics):
     @line_magic("mlbox")
     @magic_arguments(name="mlbox")
     @argument("command", choices=_LINE_COMMANDS, metavar="COMMAND",
-              help="status | requirements | dockerfile | build | run [NOTEBOOK] | images | "
-                   "config")
+              help="status | requirements | dockerfile | lock [NOTEBOOK] | build | "
+                   "run [NOTEBOOK] | images | config")
     @argument("notebook", nargs="?", default=None,
-              help="for run: the notebook to execute (default: this kernel's notebook)")
+              help="for run and lock: the notebook (default: this kernel's notebook)")
     @argument("-o", "--output", default=None,
               help="for run: where to write the executed notebook (default <stem>.mlbox.ipynb)")
     @argument("--reset", action="store_true",
@@ -184,6 +185,8 @@ class MlboxMagics(Magics):
 
         ``%mlbox status`` the daemon, GPU support, this notebook's image and whether it is up to
         date; ``%mlbox requirements`` / ``%mlbox dockerfile`` what would be built;
+        ``%mlbox lock [NOTEBOOK]`` resolve its whole closure, pinned to this kernel's versions,
+        into ``<stem>.mlbox.lock`` beside it (builds of it then install exactly that);
         ``%mlbox build`` build (or reuse) it; ``%mlbox run [NOTEBOOK]`` execute the whole
         notebook in a container and save the executed copy; ``%mlbox images`` the images
         jupyter_mlbox made; ``%mlbox config [OPTIONS]`` show or set the defaults every
@@ -277,13 +280,27 @@ class MlboxMagics(Magics):
         work = commands.build_work(plan, build_options.rebuild, self.engine, self._fresh)
         return self._job(args, "%mlbox build", work, commands.build_done, commands.build_failed)
 
+    def _line_lock(self, args):
+        from dataclasses import replace
+
+        from .core.build import plan_notebook
+        from .core.lock import lock_path
+
+        path = self._notebook_of(args, "lock")
+        plan_notebook(path, replace(self._options(args)[0], relock=True))
+        print(f"wrote {lock_path(path)}")
+
+    def _notebook_of(self, args, command: str) -> Path:
+        path = Path(args.notebook).expanduser() if args.notebook else kernel_notebook(self.shell)
+        if path is None:
+            raise UsageError(f"%mlbox {command}: which notebook? This kernel does not know its "
+                             f"notebook; give a path: %mlbox {command} analysis.ipynb")
+        return path
+
     def _line_run(self, args) -> ViewedTask:
         from .core.notebook import default_output_path
 
-        path = Path(args.notebook).expanduser() if args.notebook else kernel_notebook(self.shell)
-        if path is None:
-            raise UsageError("%mlbox run: which notebook? This kernel does not know its "
-                             "notebook; give a path: %mlbox run analysis.ipynb")
+        path = self._notebook_of(args, "run")
         output = Path(args.output) if args.output else default_output_path(path)
         work = commands.run_work(path, output, *self._options(args), self.engine)
         return self._job(args, f"%mlbox run {path.name}", work, commands.run_done,
