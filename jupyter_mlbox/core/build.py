@@ -22,7 +22,8 @@ from .inference import InferenceResult, infer_requirements, installable_pin
 from .notebook import code_cell_sources, read_notebook
 from .pip_settings import PipSettings, host_pip_settings
 from .system_packages import SystemPackage, plan_system_packages
-from .project import collect_files, project_for, referenced_paths, sys_path_dirs
+from .project import (collect_files, local_code, project_for, referenced_paths,
+                      sys_path_dirs)
 from .lock import locked, python_of
 from .trace import trace_notebook
 
@@ -165,11 +166,15 @@ def plan_notebook(path: str | Path, options: BuildOptions = BuildOptions(), *,
         on_event(ProgressEvent("inferring", "info", f"--trace: executing {path.name} locally "
                                                     f"once to see what it loads"))
         traced = trace_notebook(sources, path.parent)
-    inference = infer_requirements(sources, search_dir=path.parent, traced=traced,
-                                   module_dirs=sys_path_dirs(sources, path.parent),
+    module_dirs = sys_path_dirs(sources, path.parent)
+    own_code = local_code(sources, [path.parent.resolve(), *module_dirs])
+    code = sources + list(own_code.values())  # the cells, %run scripts, local modules
+    inference = infer_requirements(code, search_dir=path.parent, traced=traced,
+                                   module_dirs=module_dirs,
                                    requirements_file=options.requirements_file,
                                    extra=options.pip, exclude=options.exclude)
-    project = project_for(path, sources, inference.local_modules, options.context)
+    project = project_for(path, code, [*inference.local_modules, *own_code],
+                          options.context)
     in_project = f"{project.notebook_dir}/{path.name}".lstrip("/")
     embedded = {**project.files, in_project: path.read_bytes()} if self_contained else None
     plan = plan_image(sources, notebook_name=path.name, search_dir=path.parent,

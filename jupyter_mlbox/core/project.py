@@ -97,6 +97,57 @@ def _trees(sources: Iterable[str]):
             continue
 
 
+def run_scripts(sources: Iterable[str], notebook_dir: Path) -> list[Path]:
+    """Python files a ``%run SCRIPT.py`` line executes (they run in the kernel, so they count as
+    the notebook's own code)."""
+    found = []
+    for tree in _trees(sources):
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) \
+                    and node.func.attr == "run_line_magic" and len(node.args) >= 2 \
+                    and all(isinstance(a, ast.Constant) and isinstance(a.value, str)
+                            for a in node.args[:2]) and node.args[0].value == "run":
+                words = node.args[1].value.split()
+                script = next((w for w in words if not w.startswith("-")), None)
+                if script:
+                    path = (notebook_dir / (script if script.endswith(".py")
+                                            else f"{script}.py")).resolve()
+                    if path.is_file() and path not in found:
+                        found.append(path)
+    return found
+
+
+def local_code(sources: list[str], search_dirs: list[Path]) -> dict[Path, str]:
+    """The notebook's own Python beyond its cells: ``%run`` scripts and the local modules they
+    and the cells import, walked transitively (a helper that imports another helper, which
+    imports pandas). Their imports are the notebook's requirements; their files travel."""
+    from .distributions import is_local_module
+    from .inference import imported_modules
+
+    notebook_dir = search_dirs[0]
+    code: dict[Path, str] = {}
+    pending = [(None, source) for source in sources]
+    pending += [(path, path.read_text(errors="replace"))
+                for path in run_scripts(sources, notebook_dir)]
+    while pending:
+        path, source = pending.pop()
+        if path is not None:
+            if path in code:
+                continue
+            code[path] = source
+        for tree in _trees([source]):
+            for module in imported_modules(tree):
+                top = module.split(".")[0]
+                found = next((m for d in search_dirs
+                              if (m := is_local_module(top, d)) is not None), None)
+                if found is None:
+                    continue
+                files = [found] if found.is_file() else sorted(found.rglob("*.py"))
+                pending += [(f.resolve(), f.read_text(errors="replace")) for f in files
+                            if f.resolve() not in code]
+    return code
+
+
 def referenced_paths(sources: Iterable[str], notebook_dir: Path, root: Path,
                      outside: list[str] | None = None) -> set[Path]:
     """Existing files and folders under ``root`` that a string literal of the code names,
