@@ -11,19 +11,23 @@ notebooks that run locally, how many run in the container.
     python bench/practice.py --corpus /tmp/practice --python /tmp/practice-venv/bin/python \\
         [--ids pe-army,jdw-deap] [--offline-only] [--timeout 600]
 
-Nothing is copied into the project; the executed notebooks go to a scratch folder.
+Nothing is copied into the project; the executed notebooks go to a scratch folder. To measure
+another version side by side, put its checkout first: ``PYTHONPATH=/path/to/old python …``.
 """
 from __future__ import annotations
 
 import argparse
 import csv
+import re
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-from jupyter_mlbox.core.events import strip_ansi
+#: The harness talks to jupyter_mlbox only through its CLI, so it can measure any version of it
+#: (PYTHONPATH=OTHER_CHECKOUT runs that one); hence no import of jupyter_mlbox here.
+ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
 
 SELECTED = Path(__file__).resolve().parents[2] / "shared" / "practice" / "selected.tsv"
 
@@ -43,7 +47,7 @@ except Exception as err:
 def first_reason(text: str) -> str:
     """The line that says why: the error line (with the next one when it ends in ':'), else the
     last non-empty line; colour codes removed."""
-    lines = [line.strip() for line in strip_ansi(text).splitlines() if line.strip()]
+    lines = [line.strip() for line in ANSI.sub("", text).splitlines() if line.strip()]
     for index, line in enumerate(lines):
         if line.startswith("error:"):
             if line.endswith(":") and index + 1 < len(lines):
