@@ -5,7 +5,6 @@ already there and nothing is built.
 """
 from __future__ import annotations
 
-import importlib.metadata as metadata
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,6 +17,7 @@ from .dockerfile import RUNTIME_PACKAGES, BuildContext, ImageSpec, default_base_
 from .engine import Engine
 from .events import CancelToken, ProgressCallback, ProgressEvent, ignore_progress
 from .options import BuildOptions
+from .distributions import installed_closure
 from .inference import InferenceResult, infer_requirements, installable_pin
 from .notebook import code_cell_sources, read_notebook
 from .pip_settings import PipSettings, host_pip_settings
@@ -85,20 +85,22 @@ class BuildResult:
                 f"({self.size / 1e6:.0f} MB, {self.seconds:.1f} s)")
 
 
-def runtime_requirements(already: Iterable[str]) -> list[str]:
-    """Pins for what executing a notebook in the image needs, skipping what the notebook pins.
-
-    Pinned to this kernel's versions, so the container's kernel behaves like the local one.
+def runtime_requirements(already: Iterable[str], python_version: str | None = None
+                         ) -> list[str]:
+    """Pins for the kernel stack that executes a notebook in the image — ipykernel, nbclient,
+    nbformat, cloudpickle and everything they need (IPython, traitlets, jupyter_client, comm …)
+    — at this kernel's versions, so the container's kernel behaves like the local one (a helper
+    that imports from IPython gets the same IPython). What the notebook pins itself is skipped.
     """
+    import sys
+
+    python_version = python_version or f"{sys.version_info.major}.{sys.version_info.minor}"
     taken = {canonicalize_name(name) for name in already}
-    pins = []
-    for name in RUNTIME_PACKAGES:
-        if canonicalize_name(name) in taken:
-            continue
-        try:
-            pins.append(installable_pin(name, metadata.version(name))[0])
-        except metadata.PackageNotFoundError:
-            pins.append(name)
+    stack = installed_closure(RUNTIME_PACKAGES, python_version)
+    pins = [installable_pin(name, version)[0] for name, version in sorted(stack.items())
+            if name not in taken]
+    pins += [name for name in RUNTIME_PACKAGES  # not in this kernel: the newest
+             if canonicalize_name(name) not in stack and canonicalize_name(name) not in taken]
     return pins
 
 
@@ -120,7 +122,8 @@ def plan_image(sources: Iterable[str], *, notebook_name: str, search_dir: Path |
                                        extra=options.pip, exclude=options.exclude)
     pip = host_pip_settings() if pip is None else pip
     requirements = [r.requirement for r in inference.requirements]
-    requirements += runtime_requirements(inference.names())
+    requirements += runtime_requirements(
+        inference.names(), python_of(options.base_image or default_base_image()))
     system = plan_system_packages(sources, search_dir=search_dir, explicit=options.apt,
                                   exclude=options.exclude_apt, requirements=requirements)
     base_image = options.base_image or default_base_image()

@@ -127,3 +127,38 @@ def is_local_module(name: str, search_dir: Path | None) -> Path | None:
         if candidate.is_file() or (candidate.is_dir() and any(candidate.glob("*.py"))):
             return candidate
     return None
+
+
+def installed_closure(names, python_version: str) -> dict[str, str]:
+    """The installed distributions ``names`` need, transitively (``names`` included): canonical
+    name → installed version, requirement markers read as on the image (Linux, CPython
+    ``python_version``, no extras). What the kernel lacks is skipped."""
+    import platform
+
+    from packaging.markers import UndefinedEnvironmentName
+
+    environment = {"sys_platform": "linux", "platform_system": "Linux", "os_name": "posix",
+                   "platform_machine": platform.machine(), "python_version": python_version,
+                   "python_full_version": f"{python_version}.0", "extra": "",
+                   "implementation_name": "cpython", "platform_python_implementation": "CPython"}
+    found: dict[str, str] = {}
+    pending = [canonicalize_name(n) for n in names]
+    while pending:
+        name = pending.pop()
+        if name in found:
+            continue
+        try:
+            dist = metadata.distribution(name)
+        except metadata.PackageNotFoundError:
+            continue
+        found[name] = dist.version
+        for text in dist.requires or []:
+            try:
+                requirement = Requirement(text)
+                if requirement.marker is not None \
+                        and not requirement.marker.evaluate(environment):
+                    continue
+            except (InvalidRequirement, UndefinedEnvironmentName):
+                continue
+            pending.append(canonicalize_name(requirement.name))
+    return found

@@ -97,3 +97,13 @@ def test_runtime_packages_are_added_pinned_unless_the_notebook_pins_them():
 def test_slug():
     assert notebook_slug("Sales Report (2024).ipynb") == "sales-report-2024"
     assert notebook_slug("???.ipynb") == "notebook"
+
+
+def test_the_kernel_stack_is_pinned_whole_to_the_kernel_s_versions():
+    """A helper that imports from IPython must get the kernel's IPython (issue 13, item 2)."""
+    import importlib.metadata as metadata
+
+    pins = runtime_requirements([], "3.11")
+    for dist in ("ipython", "traitlets", "jupyter-client", "comm", "tornado", "pyzmq"):
+        assert f"{dist}=={metadata.version(dist)}" in pins, dist
+    assert not any(p.startswith("appnope") for p in pins)  # macOS-only: markers read as Linux
