@@ -36,6 +36,12 @@ BY_NAME = {
     "load_sample_image": ("pillow",), "load_sample_images": ("pillow",),
 }
 
+#: Magics → distributions: ``%matplotlib inline`` plots with no import statement,
+#: ``%matplotlib widget`` needs ipympl, a ``%%cython`` cell needs Cython (and a C compiler:
+#: system_packages.py). Built-ins such as ``%timeit`` need nothing.
+BY_MAGIC = {("line", "matplotlib"): ("matplotlib",), ("cell", "cython"): ("cython",)}
+MATPLOTLIB_BACKENDS = {"widget": ("ipympl",), "ipympl": ("ipympl",)}
+
 #: Keyword arguments → distributions (scikit-learn's loaders return DataFrames with pandas).
 BY_KEYWORD = {("as_frame", True): ("pandas",)}
 
@@ -63,9 +69,31 @@ def extension_modules(tree: ast.AST) -> set[str]:
     return found
 
 
+def magics(tree: ast.AST) -> list[tuple[str, str, str]]:
+    """``(kind, name, arguments)`` of every magic in ``tree`` (IPython's transformer turns
+    ``%name args`` into ``run_line_magic('name', 'args')`` and ``%%name`` cells into
+    ``run_cell_magic('name', 'args', body)``)."""
+    found = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) \
+                and node.func.attr in {"run_line_magic", "run_cell_magic"} \
+                and len(node.args) >= 2 \
+                and all(isinstance(a, ast.Constant) and isinstance(a.value, str)
+                        for a in node.args[:2]):
+            kind = "line" if node.func.attr == "run_line_magic" else "cell"
+            found.append((kind, node.args[0].value, node.args[1].value))
+    return found
+
+
 def implied_by(tree: ast.AST, imported: set[str]) -> list[Implied]:
     """What ``tree`` implies beyond its imports (``imported``: every module it imports)."""
     found: list[Implied] = []
+    for kind, name, arguments in magics(tree):
+        written = f"{'%' if kind == 'line' else '%%'}{name} {arguments}".strip()
+        found += [Implied(d, written) for d in BY_MAGIC.get((kind, name), ())]
+        if name == "matplotlib":
+            backend = arguments.split()[0] if arguments.split() else ""
+            found += [Implied(d, written) for d in MATPLOTLIB_BACKENDS.get(backend, ())]
     for module in sorted(imported):
         for prefix, distributions in BY_IMPORT.items():
             if module == prefix or module.startswith(prefix + "."):

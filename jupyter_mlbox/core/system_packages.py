@@ -26,6 +26,7 @@ from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name
 
 from ..errors import RequirementError
+from .implied import magics
 
 APT_FILE = "apt.txt"
 
@@ -52,6 +53,8 @@ BY_IMPORT = {
     "pytensor": ("g++",),
 }
 BY_SHELL_COMMAND = {"dot": ("graphviz",)}
+#: ``%%cython`` compiles at run time: a C compiler and the C library's headers.
+BY_CELL_MAGIC = {"cython": ("gcc", "libc6-dev")}
 BY_REQUIREMENT = {
     "opencv-python": ("libgl1", "libglib2.0-0"),
     "opencv-contrib-python": ("libgl1", "libglib2.0-0"),
@@ -148,6 +151,9 @@ def inferred_packages(trees: Iterable[ast.AST], imported: Iterable[str],
         for word in _shell_commands(tree):
             for name in BY_SHELL_COMMAND.get(word, ()):
                 found.append(SystemPackage(name, "inferred", f"!{word}"))
+        for kind, magic, _ in magics(tree):
+            for name in BY_CELL_MAGIC.get(magic, ()) if kind == "cell" else ():
+                found.append(SystemPackage(name, "inferred", f"%%{magic}"))
     saving = _animation_saves(trees)
     if saving:
         found += [SystemPackage(name, "inferred", saving) for name in ANIMATION_PACKAGES]

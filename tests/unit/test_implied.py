@@ -47,3 +47,19 @@ def test_dask_distributed_is_its_own_distribution():
     result = infer_requirements(["from dask.distributed import Client"])
     assert any("needs distributed" in w for w in result.warnings) \
         or "distributed" in by_name(result)
+
+
+def test_magics_imply_packages_with_no_import_statement():
+    """%matplotlib plots without an import; %matplotlib widget needs ipympl; %%cython needs
+    Cython and a C compiler (issue 13, item 3)."""
+    from jupyter_mlbox.core.build import plan_image
+
+    plan = plan_image(["%matplotlib inline\nimport json", "%matplotlib widget",
+                       "%%cython\ncdef int a = 0", "%timeit 1 + 1"],
+                      notebook_name="n.ipynb", search_dir=None)
+    found = by_name(plan.inference)
+    assert found["matplotlib"].requirement == f"matplotlib=={metadata.version('matplotlib')}"
+    assert "%matplotlib inline" in found["matplotlib"].imports
+    assert any("needs ipympl" in w for w in plan.warnings)  # not in this kernel: said
+    assert {"gcc", "libc6-dev"} <= set(plan.spec.apt)
+    assert "timeit" not in found
