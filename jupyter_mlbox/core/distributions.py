@@ -120,10 +120,11 @@ def installable_pin(name: str, version: str) -> tuple[str, str | None]:
 
 
 def is_local_module(name: str, search_dir: Path | None) -> Path | None:
-    """The file or package next to the notebook that provides ``name``, if any."""
+    """The file or package next to the notebook that provides ``name``, if any (a Cython
+    ``name.pyx`` that pyximport or a build compiles counts too)."""
     if search_dir is None:
         return None
-    for candidate in (search_dir / f"{name}.py", search_dir / name):
+    for candidate in (search_dir / f"{name}.py", search_dir / name, search_dir / f"{name}.pyx"):
         if candidate.is_file() or (candidate.is_dir() and any(candidate.glob("*.py"))):
             return candidate
     return None

@@ -25,7 +25,7 @@ from ..errors import RequirementError
 from .distributions import (_packages_distributions, distribution_for, installable_pin,
                             installed_version, is_local_module, pipreqs_mapping)
 from .guesses import NAMESPACE_ROOTS, Guesser, infer_namespace, provided_by
-from .implied import extension_modules, implied_by
+from .implied import extension_modules, implied_by, magics
 from .notebook import parse_cells
 
 #: Never installed into an image: the tool itself lives only on the host.
@@ -293,6 +293,7 @@ def _infer_from_cells(cells, search_dirs, result: InferenceResult, add, *,
             add(requirement, "pip-magic")
             named.append(requirement)
     cell_of = {**first_cell, **required_in}
+    written = written_modules(cells)
     guesser = Guesser(result, add, set(excluded), named)
     imported_tops = {module.split(".")[0] for module in optional}
     for module in traced:
@@ -315,6 +316,8 @@ def _infer_from_cells(cells, search_dirs, result: InferenceResult, add, *,
             if local not in result.local_modules:
                 result.local_modules.append(local)
             continue
+        if top in written:
+            continue  # the notebook writes this module itself (%%writefile): never a guess
         if top in NAMESPACE_ROOTS:
             infer_namespace(top, dotted, optional, cell_of, installed.get(top, []), guesser)
             continue
@@ -340,6 +343,19 @@ def _infer_from_cells(cells, search_dirs, result: InferenceResult, add, *,
             guesser.guess(top, cell_of.get(top), [(dist, top)])
     guesser.finish()
     _add_implied(cells, set(optional), result, add)
+
+
+def written_modules(cells) -> set[str]:
+    """Modules a ``%%writefile NAME.py`` / ``%%file NAME.py`` cell writes (their folder's name
+    for ``pkg/mod.py``): the notebook makes them, so they are local."""
+    found = set()
+    for cell in cells:
+        for kind, magic, arguments in magics(cell.tree) if cell.tree is not None else ():
+            words = [w for w in arguments.split() if not w.startswith("-")]
+            if kind == "cell" and magic in {"writefile", "file"} and words \
+                    and words[-1].endswith((".py", ".pyx")):
+                found.add(words[-1].replace("\\", "/").split("/")[0].rsplit(".", 1)[0])
+    return found
 
 
 def _add_implied(cells, imported: set[str], result: InferenceResult, add) -> None:

@@ -25,3 +25,17 @@ def test_a_helper_chain_and_a_run_script_bring_their_imports_and_files(tmp_path)
     assert {"first.py", "second.py", "setup_env.py", "third.py", "data/t.csv"} \
         <= set(plan.local_files)
     assert "unused.py" not in plan.local_files
+
+
+def test_modules_the_notebook_writes_or_compiles_are_local_never_guesses(tmp_path):
+    """%%writefile helper.py then import helper; fastloop.pyx beside the notebook (issue 13,
+    item 1): no PyPI guess, no unverified warning."""
+    (tmp_path / "fastloop.pyx").write_text("def f(int n):\n    return n\n")
+    path = write_notebook(tmp_path / "nb.ipynb", [
+        "%%writefile mlbox_written_helper.py\nVALUE = 1", "import mlbox_written_helper",
+        "import pyximport; pyximport.install()\nimport fastloop"])
+    _, plan = plan_notebook(path)
+    names = {r.name for r in plan.inference.requirements}
+    assert "mlbox-written-helper" not in names and "fastloop" not in names
+    assert not any("mlbox_written_helper" in w or "fastloop:" in w for w in plan.warnings)
+    assert "fastloop.pyx" in plan.local_files
