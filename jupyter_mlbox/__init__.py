@@ -7,8 +7,10 @@ from ._version import __version__
 
 def load_ipython_extension(ipython):
     """``%load_ext jupyter_mlbox``: register the ``%%mlbox`` / ``%mlbox`` magics."""
+    from .core.opened import record_opened
     from .magics import MlboxMagics
 
+    record_opened()  # what the notebook reads from now on, for %%mlbox --trace
     ipython.register_magics(MlboxMagics(ipython))
 
 

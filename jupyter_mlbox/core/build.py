@@ -22,8 +22,8 @@ from .inference import InferenceResult, infer_requirements, installable_pin
 from .notebook import code_cell_sources, read_notebook
 from .pip_settings import PipSettings, host_pip_settings
 from .system_packages import SystemPackage, plan_system_packages
-from .project import (collect_files, local_code, project_for, referenced_paths,
-                      sys_path_dirs)
+from .project import (collect_files, local_code, project_for, project_root,
+                      referenced_paths, sys_path_dirs)
 from .lock import locked, python_of
 from .trace import trace_notebook
 
@@ -140,13 +140,14 @@ def plan_image(sources: Iterable[str], *, notebook_name: str, search_dir: Path |
 
 
 def local_files_for(notebook_dir: Path, sources: Iterable[str],
-                    local_modules: Iterable[Path]) -> dict[str, bytes]:
+                    local_modules: Iterable[Path], read_files: Iterable[Path] = ()
+                    ) -> dict[str, bytes]:
     """Files below the notebook's folder that it needs (for a cell run from a kernel, whose
-    project is its folder): its local modules and the data files it names, e.g.
-    ``pd.read_csv("data/iris.csv")``."""
+    project is its folder): its local modules, the data files it names, e.g.
+    ``pd.read_csv("data/iris.csv")``, and ``read_files`` a traced kernel read."""
     notebook_dir = notebook_dir.resolve()
     wanted = referenced_paths(sources, notebook_dir, notebook_dir)
-    wanted |= {Path(p).resolve() for p in local_modules
+    wanted |= {Path(p).resolve() for p in [*local_modules, *read_files]
                if notebook_dir in Path(p).resolve().parents}
     return collect_files(wanted, notebook_dir)
 
@@ -164,11 +165,13 @@ def plan_notebook(path: str | Path, options: BuildOptions = BuildOptions(), *,
     nb = read_notebook(path, read_warnings)
     on_event(ProgressEvent("inferring", "phase", f"reading the imports of {path.name}"))
     sources = code_cell_sources(nb)
-    traced: set[str] = set()
+    trace = None
     if options.trace:
         on_event(ProgressEvent("inferring", "info", f"--trace: executing {path.name} locally "
-                                                    f"once to see what it loads"))
-        traced = trace_notebook(sources, path.parent)
+                                                    f"once to see what it loads and reads"))
+        trace = trace_notebook(sources, path.parent,
+                               project_root(path.parent.resolve(), options.context))
+    traced = trace.modules if trace else ()
     module_dirs = sys_path_dirs(sources, path.parent)
     own_code = local_code(sources, [path.parent.resolve(), *module_dirs])
     code = sources + list(own_code.values())  # the cells, %run scripts, local modules
@@ -177,7 +180,7 @@ def plan_notebook(path: str | Path, options: BuildOptions = BuildOptions(), *,
                                    requirements_file=options.requirements_file,
                                    extra=options.pip, exclude=options.exclude)
     project = project_for(path, code, [*inference.local_modules, *own_code],
-                          options.context)
+                          options.context, read_files=trace.files if trace else ())
     in_project = f"{project.notebook_dir}/{path.name}".lstrip("/")
     embedded = {**project.files, in_project: path.read_bytes()} if self_contained else None
     plan = plan_image(sources, notebook_name=path.name, search_dir=path.parent,

@@ -232,12 +232,16 @@ def collect_files(paths: Iterable[Path], root: Path,
 
 
 def project_for(notebook_path: Path, sources: list[str], local_modules: Iterable[Path],
-                context: Path | None = None) -> Project:
-    """Everything a notebook file needs from its project, laid out as in the project."""
+                context: Path | None = None, read_files: Iterable[Path] = ()) -> Project:
+    """Everything a notebook file needs from its project, laid out as in the project.
+    ``read_files`` are files a traced run read (opened.py); those under the root travel too."""
     notebook_dir = Path(notebook_path).resolve().parent
     root = project_root(notebook_dir, context)
     outside: list[str] = []
     wanted = referenced_paths(sources, notebook_dir, root, outside)
+    wanted |= {Path(f).resolve() for f in read_files
+               if root in Path(f).resolve().parents and Path(f).resolve().is_file()
+               and Path(f).resolve() != Path(notebook_path).resolve()}
     for module in map(Path, local_modules):
         if root in module.resolve().parents:
             wanted.add(module.resolve())

@@ -13,14 +13,20 @@ from __future__ import annotations
 
 import json
 import sys
+from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 from typing import Iterable
 
 from ..errors import MlboxError
 
-#: The cell appended to a traced run: it prints what the kernel has loaded.
-_ASK = "import sys as _s, json as _j\nprint('MLBOX-MODULES ' + _j.dumps(sorted(_s.modules)))"
+#: The cell put first in a traced run: record the files the kernel reads (opened.py).
+_RECORD = "from jupyter_mlbox.core.opened import record_opened as _r\n_r()"
+#: The cell appended to a traced run: it prints what the kernel has loaded and read.
+_ASK = ("import sys as _s, json as _j, os as _o\n"
+        "from jupyter_mlbox.core.opened import opened_files as _f\n"
+        "print('MLBOX-MODULES ' + _j.dumps({'modules': sorted(_s.modules), "
+        "'files': _f(_o.environ.get('MLBOX_TRACE_ROOT', '/'))}))")
 
 
 def traced_modules(loaded: Iterable[str], baseline: Iterable[str]) -> set[str]:
@@ -38,7 +44,7 @@ def traced_modules(loaded: Iterable[str], baseline: Iterable[str]) -> set[str]:
     return found
 
 
-def _modules_of(nb) -> list[str]:
+def _report_of(nb) -> dict:
     for output in nb.cells[-1].get("outputs", []):
         text = output.get("text", "")
         if output.get("output_type") == "stream" and text.startswith("MLBOX-MODULES "):
@@ -46,15 +52,20 @@ def _modules_of(nb) -> list[str]:
     raise MlboxError("--trace: the kernel did not report its modules")
 
 
-def _execute(sources: list[str], cwd: Path, timeout: float) -> list[str]:
+def _execute(sources: list[str], cwd: Path, timeout: float, root: Path | None = None) -> dict:
+    """Run ``sources`` in a local kernel from ``cwd``: ``{"modules": […], "files": […]}``,
+    the files being those it read under ``root``."""
+    import os
+
     from nbclient import NotebookClient
 
     from .notebook import new_notebook_from_cells
 
-    nb = new_notebook_from_cells([*sources, _ASK])
+    nb = new_notebook_from_cells([_RECORD, *sources, _ASK])
+    env = {**os.environ, "MLBOX_TRACE_ROOT": str(root or cwd)}
     NotebookClient(nb, timeout=timeout, kernel_name="python3", allow_errors=True,
-                   resources={"metadata": {"path": str(cwd)}}).execute()
-    return _modules_of(nb)
+                   resources={"metadata": {"path": str(cwd)}}).execute(env=env)
+    return _report_of(nb)
 
 
 #: The baseline kernel also loads jupyter_mlbox itself, whole, and what its views use: what the
@@ -69,15 +80,27 @@ _OWN = ("import importlib, pkgutil, jupyter_mlbox\n"
 @lru_cache(maxsize=1)
 def fresh_kernel_modules(timeout: float = 120) -> frozenset[str]:
     """What a fresh local kernel has loaded once jupyter_mlbox is in it (the baseline)."""
-    return frozenset(_execute(["%load_ext jupyter_mlbox", _OWN], Path.cwd(), timeout))
+    return frozenset(_execute(["%load_ext jupyter_mlbox", _OWN], Path.cwd(),
+                              timeout)["modules"])
 
 
-def trace_notebook(sources: list[str], cwd: Path, timeout: float = 600) -> set[str]:
-    """Execute the notebook's code cells once in a local kernel (from ``cwd``) and return the
-    modules it loaded beyond a fresh kernel's. Cells that raise do not stop it."""
+@dataclass(frozen=True)
+class Trace:
+    """What one local execution of a notebook loaded (beyond a fresh kernel) and read."""
+
+    modules: frozenset[str]
+    files: tuple[Path, ...]
+
+
+def trace_notebook(sources: list[str], cwd: Path, root: Path | None = None,
+                   timeout: float = 600) -> Trace:
+    """Execute the notebook's code cells once in a local kernel (from ``cwd``): the modules it
+    loaded beyond a fresh kernel's, and the files it read under ``root``. Cells that raise do
+    not stop it."""
     try:
-        loaded = _execute(sources, cwd, timeout)
-        return traced_modules(loaded, fresh_kernel_modules())
+        report = _execute(sources, cwd, timeout, root)
+        return Trace(frozenset(traced_modules(report["modules"], fresh_kernel_modules())),
+                     tuple(Path(f) for f in report["files"]))
     except MlboxError:
         raise
     except Exception as err:  # noqa: BLE001 - nbclient/kernel failures: say so, plainly

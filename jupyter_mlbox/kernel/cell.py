@@ -14,7 +14,7 @@ from ..core.options import BuildOptions, RunOptions
 from ..errors import CellExecutionError, MlboxError, SerializationError, UserCancelledError
 from ..variables import (INPUT_FILE, OUTPUT_FILE, dumper_cell_source, loader_cell_source,
                          pack_variables, split_names, unpack_variables)
-from .context import KernelContext, kernel_context, kernel_traced_modules
+from .context import KernelContext, kernel_context, kernel_read_files, kernel_traced_modules
 from .display import display_outputs, error_output, short, shown_as
 from .job import ended_badly
 from .setup_cells import setup_cells
@@ -105,7 +105,9 @@ def cell_work(request: CellRequest, engine: Callable, fresh: Callable[[list], li
         cells, _ = request.cells()
         files = local_files_for(context.search_dir,
                                 [s for _, s in request.setup] + [request.cell],
-                                plan.inference.local_modules)
+                                plan.inference.local_modules,
+                                read_files=kernel_read_files(request.build_options,
+                                                             context.search_dir))
         if request.inputs is not None:
             files[INPUT_FILE] = request.inputs
         result = run_notebook(docker, build.tag, new_notebook_from_cells(cells),

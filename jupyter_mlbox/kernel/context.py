@@ -79,3 +79,13 @@ def kernel_traced_modules(options) -> set[str]:
     from ..core.trace import fresh_kernel_modules, traced_modules
 
     return traced_modules(list(sys.modules), fresh_kernel_modules())
+
+
+def kernel_read_files(options, folder: Path) -> list[Path]:
+    """With ``--trace``: the files this kernel has read under ``folder`` since
+    ``%load_ext jupyter_mlbox`` (core/opened.py); else none."""
+    if not options.trace:
+        return []
+    from ..core.opened import opened_files
+
+    return [Path(p) for p in opened_files(folder)]
