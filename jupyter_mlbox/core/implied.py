@@ -56,16 +56,11 @@ def extension_modules(tree: ast.AST) -> set[str]:
     """Modules named by ``%load_ext NAME`` / ``%reload_ext NAME`` (IPython's transformer turns
     them into ``get_ipython().run_line_magic('load_ext', 'NAME')``)."""
     found = set()
-    for node in ast.walk(tree):
-        if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) \
-                and node.func.attr == "run_line_magic" and len(node.args) >= 2 \
-                and all(isinstance(a, ast.Constant) and isinstance(a.value, str)
-                        for a in node.args[:2]) \
-                and node.args[0].value in {"load_ext", "reload_ext"}:
-            for name in node.args[1].value.split():
-                if name.replace(".", "").replace("_", "").isalnum() \
-                        and name.split(".")[0] not in BUILTIN_EXTENSIONS:
-                    found.add(name)
+    for kind, name, arguments in magics(tree):
+        if kind == "line" and name in {"load_ext", "reload_ext"}:
+            found |= {module for module in arguments.split()
+                      if module.replace(".", "").replace("_", "").isalnum()
+                      and module.split(".")[0] not in BUILTIN_EXTENSIONS}
     return found
 
 

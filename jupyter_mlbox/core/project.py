@@ -20,6 +20,9 @@ from pathlib import Path, PurePosixPath
 from typing import Iterable
 
 from ..errors import MlboxError
+from .distributions import is_local_module
+from .implied import magics
+from .inference import imported_modules
 from .notebook import python_source
 
 #: Local files travel along up to this total size.
@@ -102,18 +105,14 @@ def run_scripts(sources: Iterable[str], notebook_dir: Path) -> list[Path]:
     the notebook's own code)."""
     found = []
     for tree in _trees(sources):
-        for node in ast.walk(tree):
-            if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) \
-                    and node.func.attr == "run_line_magic" and len(node.args) >= 2 \
-                    and all(isinstance(a, ast.Constant) and isinstance(a.value, str)
-                            for a in node.args[:2]) and node.args[0].value == "run":
-                words = node.args[1].value.split()
-                script = next((w for w in words if not w.startswith("-")), None)
-                if script:
-                    path = (notebook_dir / (script if script.endswith(".py")
-                                            else f"{script}.py")).resolve()
-                    if path.is_file() and path not in found:
-                        found.append(path)
+        for kind, name, arguments in magics(tree):
+            script = next((w for w in arguments.split() if not w.startswith("-")), None)
+            if kind != "line" or name != "run" or not script:
+                continue
+            path = (notebook_dir / (script if script.endswith(".py") else f"{script}.py")
+                    ).resolve()
+            if path.is_file() and path not in found:
+                found.append(path)
     return found
 
 
@@ -121,9 +120,6 @@ def local_code(sources: list[str], search_dirs: list[Path]) -> dict[Path, str]:
     """The notebook's own Python beyond its cells: ``%run`` scripts and the local modules they
     and the cells import, walked transitively (a helper that imports another helper, which
     imports pandas). Their imports are the notebook's requirements; their files travel."""
-    from .distributions import is_local_module
-    from .inference import imported_modules
-
     notebook_dir = search_dirs[0]
     code: dict[Path, str] = {}
     pending = [(None, source) for source in sources]
