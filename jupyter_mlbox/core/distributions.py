@@ -130,18 +130,24 @@ def is_local_module(name: str, search_dir: Path | None) -> Path | None:
     return None
 
 
+def image_environment(python_version: str) -> dict[str, str]:
+    """Marker environment of the image (Linux, CPython ``python_version``, no extra): what
+    requirement markers are read against, since the image, not the kernel's OS, installs them."""
+    import platform
+
+    return {"sys_platform": "linux", "platform_system": "Linux", "os_name": "posix",
+            "platform_machine": platform.machine(), "python_version": python_version,
+            "python_full_version": f"{python_version}.0", "extra": "",
+            "implementation_name": "cpython", "platform_python_implementation": "CPython"}
+
+
 def installed_closure(names, python_version: str) -> dict[str, str]:
     """The installed distributions ``names`` need, transitively (``names`` included): canonical
     name → installed version, requirement markers read as on the image (Linux, CPython
     ``python_version``, no extras). What the kernel lacks is skipped."""
-    import platform
-
     from packaging.markers import UndefinedEnvironmentName
 
-    environment = {"sys_platform": "linux", "platform_system": "Linux", "os_name": "posix",
-                   "platform_machine": platform.machine(), "python_version": python_version,
-                   "python_full_version": f"{python_version}.0", "extra": "",
-                   "implementation_name": "cpython", "platform_python_implementation": "CPython"}
+    environment = image_environment(python_version)
     found: dict[str, str] = {}
     pending = [canonicalize_name(n) for n in names]
     while pending:

@@ -24,6 +24,7 @@ from packaging.utils import canonicalize_name
 from ..errors import RequirementError
 from .distributions import (_packages_distributions, distribution_for, installable_pin,
                             installed_version, is_local_module, pipreqs_mapping)
+from .extras import extras_needed, with_extras
 from .guesses import NAMESPACE_ROOTS, Guesser, infer_namespace, provided_by
 from .implied import extension_modules, implied_by, magics
 from .notebook import parse_cells
@@ -46,7 +47,9 @@ class PinnedRequirement:
 
     ``origin`` is "installed" (pinned to the kernel's version), "traced" (no import statement
     shows it but the kernel that ran the notebook had it loaded; pinned), "implied" (needed by a pattern
-    in the code rather than an import, see implied.py; pinned), "guess" (not installed here,
+    in the code rather than an import, see implied.py; pinned), "extra" (brought by the extra
+    of an imported distribution that a submodule import needs, see extras.py: ``dask[dataframe]``
+    for ``import dask.dataframe``; pinned), "guess" (not installed here,
     unpinned), "pip-magic" (a ``%pip install`` line), "explicit" (``--pip``) or "file"
     (a requirements file).
 
@@ -234,10 +237,14 @@ def infer_requirements(sources: Iterable[str], *, search_dir: Path | None = None
         if key in excluded:
             return
         previous = by_name.get(key)
-        if previous is not None and previous.origin == "installed" and origin == "implied":
+        if previous is not None and previous.origin == "installed" \
+                and origin in {"implied", "extra"}:
             origin = "installed"  # imported anyway: the import is the reason it is there
+        if previous is not None and previous.origin == "extra" \
+                and origin in {"implied", "traced"}:
+            origin = "extra"  # the extra names the import that needs it
         if previous is not None and previous.origin in {"explicit", "file", "pip-magic"} \
-                and origin in {"installed", "traced", "implied", "guess"}:
+                and origin in {"installed", "traced", "implied", "extra", "guess"}:
             return  # what the user wrote wins over what was inferred
         by_name[key] = PinnedRequirement(str(req), origin,
                                          tuple(sorted(set(imports) | set(
@@ -296,6 +303,8 @@ def _infer_from_cells(cells, search_dirs, result: InferenceResult, add, *,
     written = written_modules(cells)
     guesser = Guesser(result, add, set(excluded), named)
     imported_tops = {module.split(".")[0] for module in optional}
+    written_imports = set(optional)  # extras follow these only: a traced pandas.io.parquet is
+    # pandas importing itself, not the notebook asking for pandas[parquet]
     for module in traced:
         optional.setdefault(module, False)
     traced_only = {module.split(".")[0] for module in optional} - imported_tops
@@ -331,7 +340,16 @@ def _infer_from_cells(cells, search_dirs, result: InferenceResult, add, *,
             pin, warning = installable_pin(canonicalize_name(dist), version)
             if warning:
                 result.warnings.append(warning)
-            add(pin, "traced" if top in traced_only else "installed", (top,))
+            needs, notes = extras_needed(  # import dask.dataframe → dask[dataframe]
+                dist, [module for module in dotted if module in written_imports])
+            result.warnings.extend(notes)
+            add(with_extras(pin, needs), "traced" if top in traced_only else "installed", (top,))
+            for need in needs:
+                for member, member_version in sorted(need.members.items()):
+                    member_pin, warning = installable_pin(member, member_version)
+                    if warning:
+                        result.warnings.append(warning)
+                    add(member_pin, "extra", (need.module,))
         elif top in traced_only:
             continue  # loaded by the kernel from somewhere no index serves: not a guess
         elif all(optional[m] for m in dotted):
