@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Build the MLBox JupyterLab extension from labextension/ (TypeScript) into
-# jupyter_mlbox/labextension/ (the prebuilt extension the wheel ships).
+# jupyter_mlbox/labextension/ (the prebuilt extension the wheel ships). `pip install .` and
+# `python -m build` run the same build themselves; this script is for a development tree.
 # Needs node >= 18 with npm, and a Python environment with jupyterlab on PATH
 # (e.g. PATH="$PWD/.venv/bin:$PATH"). Skips the build when sources are unchanged
 # (set MLBOX_FORCE_BUILD=1 to build anyway).
@@ -10,7 +11,7 @@ cd "$(dirname "$0")/../labextension"
 log() { printf '[build-labextension] %s\n' "$*" >&2; }
 
 command -v node >/dev/null || { log "node is missing: install Node.js 18+ (Debian: apt-get install nodejs npm)"; exit 1; }
-python -c "import jupyterlab" 2>/dev/null || { log "jupyterlab is not importable by python on PATH: activate the environment with jupyterlab (PATH=\"$PWD/.venv/bin:\$PATH\")"; exit 1; }
+python -c "import jupyterlab" 2>/dev/null || { log "jupyterlab is not importable by python on PATH: activate the environment with jupyterlab (PATH=\"$(cd .. && pwd)/.venv/bin:\$PATH\")"; exit 1; }
 
 out=../jupyter_mlbox/labextension
 stamp=lib/.mlbox-source-hash  # lib/ is gitignored and never shipped
@@ -25,13 +26,9 @@ if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.j
   log "installing npm dependencies (npm ci)"
   npm ci --no-audit --no-fund --loglevel=error
 fi
-log "compiling TypeScript"
-npx --no-install tsc
-# `jupyter labextension build` now delegates to jupyter_builder, which wants packages
-# (@jupyterlab/core-meta) that are not published for every JupyterLab release; the builder in
-# node_modules, pointed at the installed JupyterLab's staging dir, does the same job.
-core=$(python -c "import jupyterlab, os; print(os.path.join(os.path.dirname(jupyterlab.__file__), 'staging'))")
-log "bundling with @jupyterlab/builder against $core"
-node node_modules/@jupyterlab/builder/lib/build-labextension.js --core-path "$core" .
+# The same npm script a wheel build runs (pyproject.toml, [tool.hatch.build.hooks.jupyter-builder]):
+# tsc, then @jupyterlab/builder against this python's JupyterLab (scripts/bundle-labextension.mjs).
+log "compiling TypeScript and bundling (npm run build:prod)"
+PYTHON=$(command -v python) npm run --silent build:prod
 mkdir -p lib && echo "$hash" > "$stamp"
 log "built into jupyter_mlbox/labextension"

@@ -20,10 +20,18 @@ def all_containers() -> set[str]:
     return set(out.split())
 
 
+def sigint_as_in_a_terminal() -> None:
+    """Runs in the child before exec: SIGINT back to its default, which Python turns into
+    KeyboardInterrupt. A suite started in the background (``cmd &``, nohup, some CI runners)
+    runs with SIGINT ignored, children inherit that, and Ctrl-C would never reach the CLI."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def interrupt_when(args, marker: str, timeout: float = 300) -> subprocess.CompletedProcess:
     """Start ``jupyter mlbox ARGS``, send SIGINT once ``marker`` appears on stderr."""
     process = subprocess.Popen([sys.executable, "-m", "jupyter_mlbox.cli", *args], stderr=subprocess.PIPE,
-                               stdout=subprocess.PIPE, text=True, env={**os.environ})
+                               stdout=subprocess.PIPE, text=True, env={**os.environ},
+                               preexec_fn=sigint_as_in_a_terminal)
     deadline = time.monotonic() + timeout
     seen = []
     while time.monotonic() < deadline:
@@ -38,7 +46,12 @@ def interrupt_when(args, marker: str, timeout: float = 300) -> subprocess.Comple
     else:
         process.kill()
         pytest.fail(f"{marker!r} never appeared: {''.join(seen)[-2000:]}")
-    out, err = process.communicate(timeout=120)
+    try:
+        out, err = process.communicate(timeout=120)
+    except subprocess.TimeoutExpired:
+        process.kill()  # ignored the interrupt: do not leave it running past the test
+        out, err = process.communicate()
+        pytest.fail(f"still running 120 s after SIGINT: {(''.join(seen) + err)[-2000:]}")
     return subprocess.CompletedProcess(process.args, process.returncode, out,
                                        "".join(seen) + err)
 

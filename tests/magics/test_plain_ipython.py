@@ -37,6 +37,16 @@ def test_cell_runs_blocking_with_text_progress(ip, capsys, shared_image):
     assert repr(result) == "60" and result.data["text/plain"] == "60"
 
 
+@pytest.fixture
+def sigint_raises():
+    """SIGINT raises KeyboardInterrupt during the test, as in a terminal, even when the suite was
+    started in the background (``cmd &``, nohup), where Python leaves an inherited SIG_IGN alone."""
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, previous)
+
+
+@pytest.mark.usefixtures("sigint_raises")
 def test_sigint_cancels_the_run_and_removes_the_container(ip, capsys, shared_image):
     main = threading.get_ident()
 
