@@ -60,6 +60,14 @@ class ConflictError(EngineError):
     """The engine refused because something else holds the object (an image a container uses)."""
 
 
+class FileTooLargeError(EngineError):
+    """A file to copy out of a container is over the cap (``limit`` bytes) on what comes back."""
+
+    def __init__(self, message: str, *, limit: int) -> None:
+        self.limit = limit
+        super().__init__(message)
+
+
 class PushError(EngineError):
     """Pushing an image to its registry failed."""
 
@@ -75,6 +83,15 @@ class BuildError(EngineError):
 
     def log_tail(self, lines: int = 25) -> str:
         return "\n".join(self.log.rstrip().splitlines()[-lines:])
+
+
+class MissingLibraryError(BuildError):
+    """A binary in the image needs a system library that neither the base image nor a known
+    Debian package provides (the in-image check stopped the build). The message is the one
+    sentence that names the library, the file that needs it and the fix; ``log`` the build log."""
+
+    def __init__(self, message: str, *, log: str = "") -> None:
+        super().__init__(message, log=log)
 
 
 # --- running ----------------------------------------------------------------------------------------

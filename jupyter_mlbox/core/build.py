@@ -22,10 +22,13 @@ from .inference import InferenceResult, infer_requirements, installable_pin
 from .notebook import code_cell_sources, read_notebook
 from .pip_settings import PipSettings, host_pip_settings
 from .system_packages import SystemPackage, plan_system_packages
+from .report import PlanReport, import_sources, plan_report
 from .project import (collect_files, local_code, project_for, project_root,
                       referenced_paths, sys_path_dirs)
 from .lock import locked, python_of
 from .trace import trace_notebook
+from .shared_libraries import stop_sentence
+from ..errors import BuildError, MissingLibraryError
 
 
 
@@ -47,6 +50,9 @@ class ImagePlan:
     #: when planned from a notebook file), and the notebook's folder relative to that root.
     local_files: dict[str, bytes] = field(default_factory=dict)
     notebook_dir: str = ""
+    #: Top-level modules the notebook's own cells import ("import") or only ``%load_ext``
+    #: ("magic"), so the report can tell a local module's imports apart; None: not known.
+    imported: dict[str, str] | None = None
 
     @property
     def tag(self) -> str:
@@ -61,7 +67,12 @@ class ImagePlan:
                 "system_packages": [{"name": p.name, "origin": p.origin, "because": p.because}
                                     for p in self.system_packages],
                 "locked": self.spec.lock_text is not None,
+                "report": self.report().as_dict(),
                 "dockerfile": self.context.dockerfile}
+
+    def report(self) -> "PlanReport":
+        """What this plan reproduces and what it could not verify, said before the build."""
+        return plan_report(self)
 
     def summary(self) -> str:
         return (f"{len(self.inference.requirements)} requirements → {self.tag}"
@@ -133,7 +144,8 @@ def plan_image(sources: Iterable[str], *, notebook_name: str, search_dir: Path |
     spec = ImageSpec(requirements=tuple(requirements), notebook_name=notebook_name,
                      base_image=base_image, pip=pip,
                      embedded_files=dict(embedded_files or {}), entry_notebook=entry_notebook,
-                     apt=system.names(), lock_text=lock.text if lock else None)
+                     apt=system.names(), lock_text=lock.text if lock else None,
+                     apt_excluded=tuple(sorted(set(options.exclude_apt))))
     return ImagePlan(inference, spec, render_build_context(spec),
                      list(inference.warnings) + system.warnings,
                      system_packages=list(system.packages))
@@ -165,8 +177,11 @@ def plan_notebook(path: str | Path, options: BuildOptions = BuildOptions(), *,
     nb = read_notebook(path, read_warnings)
     on_event(ProgressEvent("inferring", "phase", f"reading the imports of {path.name}"))
     sources = code_cell_sources(nb)
-    trace = None
-    if options.trace:
+    trace = options.live_trace if options.trace is not False else None
+    if trace is not None:
+        on_event(ProgressEvent("inferring", "info", f"counting what the kernel of {path.name} "
+                                                    f"loaded and read"))
+    elif options.trace:
         on_event(ProgressEvent("inferring", "info", f"--trace: executing {path.name} locally "
                                                     f"once to see what it loads and reads"))
         trace = trace_notebook(sources, path.parent,
@@ -189,9 +204,11 @@ def plan_notebook(path: str | Path, options: BuildOptions = BuildOptions(), *,
                       inference=inference, lock_beside=path)
     plan.local_files = project.files
     plan.notebook_dir = project.notebook_dir
+    plan.imported = import_sources(sources)
     plan.warnings[:0] = read_warnings + project.warnings
     for warning in plan.warnings:
         on_event(ProgressEvent("inferring", "warning", warning))
+    on_event(ProgressEvent("inferring", "report", plan.report().text()))
     return nb, plan
 
 
@@ -216,11 +233,17 @@ def build_image(engine: Engine, plan: ImagePlan, *, rebuild: bool = False,
     on_event(ProgressEvent("building", "phase", f"building {tag}"))
     for warning in plan.spec.pip.warnings:  # host pip settings a build could not carry over
         on_event(ProgressEvent("building", "warning", warning))
-    engine.build(
-        plan.context.tar_bytes(), tag,
-        on_line=lambda line: on_event(ProgressEvent("building", "log", line)),
-        on_step=lambda i, n, text: on_event(ProgressEvent("building", "step", text, i, n)),
-        cancel=cancel, nocache=rebuild, step_label=plan.context.step_label)
+    try:
+        engine.build(
+            plan.context.tar_bytes(), tag,
+            on_line=lambda line: on_event(ProgressEvent("building", "log", line)),
+            on_step=lambda i, n, text: on_event(ProgressEvent("building", "step", text, i, n)),
+            cancel=cancel, nocache=rebuild, step_label=plan.context.step_label)
+    except BuildError as err:  # the library check's sentence is the message, not "returned 3"
+        sentence = stop_sentence(err.log)
+        if sentence is None:
+            raise
+        raise MissingLibraryError(sentence, log=err.log) from err
     size = engine.image_attrs(tag).get("Size", 0)
     on_event(ProgressEvent("building", "info", f"built {tag} ({size / 1e6:.0f} MB)"))
     return BuildResult(tag, True, size, time.monotonic() - started)

@@ -35,6 +35,8 @@ BUILD_STEP_LABEL = f"{LABEL_PREFIX}.build-step"
 #: Where things live inside the image.
 VENV = "/opt/venv"
 RUNNER = "/opt/mlbox/runner.py"
+#: The in-image check that the venv's shared objects find their libraries (shared_libraries.py).
+LIBRARY_CHECK = "/opt/mlbox/shared_libraries.py"
 WORKDIR = "/home/mlbox/work"
 USER = "mlbox"
 UID = 1000
@@ -63,6 +65,8 @@ class ImageSpec:
     apt: tuple[str, ...] = ()
     #: A lock (lock.py): when given, the builder installs exactly it, hashes required.
     lock_text: str | None = None
+    #: ``--exclude-apt`` names: the library check neither installs them nor stops for them.
+    apt_excluded: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -165,6 +169,17 @@ RUN apt-get update \\
 """
 
 
+def _library_check(spec: ImageSpec) -> str:
+    """The final stage's check that the venv's binaries load (after the venv is copied, so it
+    sees the base image's and the apt packages' libraries): a missing library of a known Debian
+    package is installed, an unknown one stops the build with one sentence (build.py shows it)."""
+    excluded = "".join(f" --exclude {validate_package_name(name)}"
+                       for name in sorted(set(spec.apt_excluded)))
+    return f"""COPY shared_libraries.py {LIBRARY_CHECK}
+RUN {VENV}/bin/python -I {LIBRARY_CHECK} {VENV}{excluded}
+"""
+
+
 def render_dockerfile(spec: ImageSpec, labels: Mapping[str, str], build_id: str) -> str:
     """The Dockerfile: a builder stage makes the venv with uv, the final stage copies only it."""
     label_lines = " \\\n      ".join(f'{key}="{_escape(value)}"' for key, value in labels.items())
@@ -189,7 +204,7 @@ FROM {spec.base_image}
 RUN (getent passwd {UID} >/dev/null || useradd --create-home --uid {UID} --shell /bin/sh {USER}) \\
  && mkdir -p {WORKDIR} && chown {UID}:{UID} {WORKDIR}
 COPY --from=builder {VENV} {VENV}
-COPY runner.py {RUNNER}
+{_library_check(spec)}COPY runner.py {RUNNER}
 LABEL {label_lines}
 """
     if spec.entry_notebook:
@@ -231,6 +246,8 @@ def render_build_context(spec: ImageSpec) -> BuildContext:
     if spec.apt:
         labels[APT_LABEL] = ",".join(_apt_names(spec))
     files = {"requirements.txt": requirements_txt.encode(), "runner.py": runner_source(),
+             "shared_libraries.py": resources.files("jupyter_mlbox.core").joinpath(
+                 "shared_libraries.py").read_bytes(),
              "mlbox-build/pip.conf": _pip_config(spec.pip).encode()}
     if spec.pip.cert_file:
         files["mlbox-build/ca.pem"] = spec.pip.cert_file.read_bytes()

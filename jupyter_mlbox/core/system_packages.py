@@ -44,7 +44,9 @@ PACKAGE_NAME = re.compile(r"[a-z0-9][a-z0-9+.-]+")
 #: * ``import pymc`` / ``import pytensor`` → g++ (PyTensor compiles its C code; without a
 #:   compiler it falls back to slow Python and warns);
 #: * opencv-python or opencv-contrib-python (not the -headless builds) among the requirements →
-#:   libgl1 and libglib2.0-0, which ``cv2`` loads and slim images lack.
+#:   libgl1 and libglib2.0-0, which ``cv2`` loads and slim images lack;
+#: * a shared object of an installed requirement that needs a library of shared_libraries.py's
+#:   table (``libgomp.so.1`` → libgomp1 …) and does not bundle it.
 BY_IMPORT = {
     "graphviz": ("graphviz",),
     "pydot": ("graphviz",),
@@ -180,10 +182,11 @@ class SystemPackages:
 def system_packages(*, search_dir: Path | None, explicit: Iterable[str] = (),
                     trees: Iterable[ast.AST] = (), imported: Iterable[str] = (),
                     requirements: Iterable[str] = (),
-                    exclude: Iterable[str] = ()) -> SystemPackages:
+                    exclude: Iterable[str] = (),
+                    linked: Iterable[SystemPackage] = ()) -> SystemPackages:
     """Everything the image needs from apt: ``apt.txt`` in ``search_dir``, ``explicit``
-    (``--apt``) and the inferred table minus ``exclude`` (``--exclude-apt``); a warning
-    for each inferred one."""
+    (``--apt``), the inferred table and ``linked`` (what the wheels' binaries need) minus
+    ``exclude`` (``--exclude-apt``); a warning for each inferred one."""
     packages: list[SystemPackage] = []
     if search_dir is not None and (Path(search_dir) / APT_FILE).is_file():
         packages += [SystemPackage(n, APT_FILE) for n in read_apt_file(Path(search_dir) / APT_FILE)]
@@ -191,7 +194,7 @@ def system_packages(*, search_dir: Path | None, explicit: Iterable[str] = (),
     given = {p.name for p in packages}
     excluded = set(exclude)
     warnings, seen = [], set()
-    for package in inferred_packages(trees, imported, requirements):
+    for package in [*inferred_packages(trees, imported, requirements), *linked]:
         if package.name in given or package.name in excluded or package.name in seen:
             continue
         seen.add(package.name)
@@ -210,5 +213,22 @@ def plan_system_packages(sources: Iterable[str], *, search_dir: Path | None,
 
     trees = [cell.tree for cell in parse_cells(list(sources)) if cell.tree is not None]
     imported = {module for tree in trees for module in imported_modules(tree)}
+    requirements = list(requirements)
     return system_packages(search_dir=search_dir, explicit=explicit, trees=trees,
-                           imported=imported, requirements=requirements, exclude=exclude)
+                           imported=imported, requirements=requirements, exclude=exclude,
+                           linked=linked_packages(requirements))
+
+
+def linked_packages(requirements: Iterable[str]) -> list[SystemPackage]:
+    """Packages the binaries of the requirements' installed wheels (this kernel's, the same
+    versions the image gets) need: see shared_libraries.py."""
+    from .shared_libraries import packages_for_distributions
+
+    names = []
+    for requirement in requirements:
+        try:
+            names.append(Requirement(requirement).name)
+        except InvalidRequirement:
+            continue
+    return [SystemPackage(package, "inferred", f"{soname}, which {distribution} links")
+            for package, soname, distribution in packages_for_distributions(names)]
