@@ -8,9 +8,11 @@ from ._version import __version__
 def load_ipython_extension(ipython):
     """``%load_ext jupyter_mlbox``: register the ``%%mlbox`` / ``%mlbox`` magics."""
     from .core.opened import record_opened
+    from .core.trace import warm_baseline
     from .magics import MlboxMagics
 
-    record_opened()  # what the notebook reads from now on, for %%mlbox --trace
+    record_opened()  # what the notebook reads from now on: those files travel with %%mlbox
+    warm_baseline()  # a fresh kernel's modules, so the first %%mlbox need not wait for them
     ipython.register_magics(MlboxMagics(ipython))
 
 

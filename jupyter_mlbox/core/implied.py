@@ -17,9 +17,9 @@ from dataclasses import dataclass
 BUILTIN_EXTENSIONS = {"autoreload", "storemagic"}
 
 #: Module (or dotted prefix) imported → distributions it needs that its own package lacks.
+#: (Extras a submodule needs, such as dask.dataframe's pandas, come from the distribution's own
+#: metadata instead: extras.py.)
 BY_IMPORT = {
-    "dask.distributed": ("distributed",),
-    "dask.dataframe": ("pandas",),
     "skimage.data": ("pooch",),
     "transformers.pipelines": ("torch",),
 }

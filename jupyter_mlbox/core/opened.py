@@ -11,16 +11,20 @@ from __future__ import annotations
 
 import os
 import sys
+import threading
+from contextlib import contextmanager
 
 #: A kernel that opens more files than this records the first ones only.
 LIMIT = 20000
 _WRITING = os.O_WRONLY | os.O_RDWR | os.O_APPEND | os.O_CREAT
 _opened: set[str] = set()
 _installed = False
+_paused = threading.local()
 
 
 def _hook(event: str, args: tuple) -> None:
-    if event != "open" or len(_opened) >= LIMIT or not args:
+    if event != "open" or len(_opened) >= LIMIT or not args \
+            or getattr(_paused, "depth", 0):
         return
     path, mode, flags = (tuple(args) + (None, None))[:3]
     if path is None or isinstance(path, int):
@@ -41,6 +45,17 @@ def record_opened() -> None:
     if not _installed:
         sys.addaudithook(_hook)
         _installed = True
+
+
+@contextmanager
+def not_recorded():
+    """What jupyter_mlbox itself reads in this thread (the notebook file, apt.txt, local
+    modules' sources) is not the notebook's reading."""
+    _paused.depth = getattr(_paused, "depth", 0) + 1
+    try:
+        yield
+    finally:
+        _paused.depth -= 1
 
 
 def opened_files(below: str | os.PathLike) -> list[str]:

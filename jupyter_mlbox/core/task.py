@@ -20,6 +20,7 @@ from typing import Any, Callable
 
 from ..errors import UserCancelledError
 from .events import CancelToken, ProgressCallback, ProgressEvent, ProgressState
+from .trace import own_work
 
 #: Statuses; the last three are final.
 QUEUED, RUNNING, DONE, FAILED, CANCELLED = "queued", "running", "done", "failed", "cancelled"
@@ -60,7 +61,8 @@ class Task:
             if self.cancel_token.cancelled:
                 raise UserCancelledError("cancelled before it started")
             self.status, self.started = RUNNING, time.time()
-            self.result = self.work(self.emit, self.cancel_token)
+            with own_work():  # jupyter_mlbox's own reading is not the notebook's
+                self.result = self.work(self.emit, self.cancel_token)
         except UserCancelledError as err:
             self._end(CANCELLED, err)
         except BaseException as err:  # noqa: BLE001 - handed to whoever waits

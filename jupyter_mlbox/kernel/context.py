@@ -69,23 +69,42 @@ def kernel_context(shell, cell: str | None = None) -> KernelContext:
     return KernelContext(sources, list(numbered), KERNEL_NOTEBOOK_NAME, Path.cwd())
 
 
+def tracing(options) -> bool:
+    """In a live kernel tracing is on unless ``--no-trace``: asking sys.modules is cheap."""
+    return options.trace is not False
+
+
 def kernel_traced_modules(options) -> set[str]:
-    """With ``--trace``: what this live kernel has loaded beyond a fresh kernel with
-    jupyter_mlbox in it (core/trace.py); else nothing."""
-    if not options.trace:
+    """What this live kernel has loaded beyond a fresh kernel with jupyter_mlbox in it
+    (core/trace.py); nothing with ``--no-trace``."""
+    if not tracing(options):
         return set()
-    import sys
+    from ..core.trace import kernel_modules
 
-    from ..core.trace import fresh_kernel_modules, traced_modules
-
-    return traced_modules(list(sys.modules), fresh_kernel_modules())
+    return kernel_modules()
 
 
 def kernel_read_files(options, folder: Path) -> list[Path]:
-    """With ``--trace``: the files this kernel has read under ``folder`` since
-    ``%load_ext jupyter_mlbox`` (core/opened.py); else none."""
-    if not options.trace:
+    """The files this kernel has read under ``folder`` since ``%load_ext jupyter_mlbox``
+    (core/opened.py); none with ``--no-trace``."""
+    if not tracing(options):
         return []
     from ..core.opened import opened_files
 
     return [Path(p) for p in opened_files(folder)]
+
+
+def with_live_trace(shell, path: Path, options):
+    """``options`` with what this kernel loaded and read, when ``path`` is this kernel's own
+    notebook (``%mlbox run``, ``%mlbox lock``); another notebook's kernel is not this one."""
+    from dataclasses import replace
+
+    from ..core.project import project_root
+    from ..core.trace import Trace
+
+    own = kernel_notebook(shell)
+    if not tracing(options) or own is None or own != Path(path).resolve():
+        return options
+    root = project_root(own.parent, options.context)
+    return replace(options, live_trace=Trace(frozenset(kernel_traced_modules(options)),
+                                             tuple(kernel_read_files(options, root))))

@@ -94,3 +94,37 @@ def test_dev_shm_is_large_enough_for_dataloader_workers_and_can_be_set(tmp_path,
     assert shm_bytes("--shm-size", "256m") == 256 * 2 ** 20
     result = cli("run", str(path), "--shm-size", "lots")
     assert result.returncode == 2 and "--shm-size" in result.stderr
+
+
+IMPLIED = [
+    "%matplotlib inline",  # matplotlib, with no import statement
+    "from sklearn.datasets import load_iris, load_sample_image\n"
+    "frame = load_iris(as_frame=True).frame  # pandas, which no cell imports\n"
+    "print(type(frame).__name__, frame.shape)",
+    "print(load_sample_image('china.jpg').shape)  # Pillow",
+    "frame.to_parquet('iris.parquet')  # pyarrow\n"
+    "print(frame.equals(type(frame).__module__ and frame))",
+    "ax = frame.plot.scatter(x='sepal length (cm)', y='petal length (cm)')\n"
+    "print(type(ax).__module__)",
+]
+
+
+def test_dependencies_no_import_shows_reach_the_container(tmp_path, engine):
+    """Issue 8 item 1 on a real daemon: sklearn is the only import; pandas (as_frame), Pillow
+    (sample images), pyarrow (to_parquet) and matplotlib (%matplotlib) are implied, pinned to
+    this kernel's versions, and the notebook runs unmodified."""
+    import importlib.metadata as metadata
+
+    path = write_notebook(tmp_path / "implied.ipynb", IMPLIED)
+    planned = cli("requirements", str(path))
+    assert planned.returncode == 0, planned.stderr
+    for name in ("pandas", "pillow", "pyarrow", "matplotlib"):
+        assert f"{name}=={metadata.version(name)}" in planned.stdout.splitlines(), planned.stdout
+    result = cli("run", str(path))
+    assert result.returncode == 0, result.stderr[-3000:]
+    executed = nbformat.read(tmp_path / "implied.mlbox.ipynb", as_version=4)
+    texts = ["".join(o.get("text", "") for o in c.outputs) for c in executed.cells]
+    assert texts[1] == "DataFrame (150, 5)\n"
+    assert texts[2] == "(427, 640, 3)\n"
+    assert (tmp_path / "implied.ipynb").exists() and texts[3] == "True\n"
+    assert texts[4] == "matplotlib.axes._axes\n"

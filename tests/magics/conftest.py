@@ -6,15 +6,16 @@ import pytest
 @pytest.fixture(scope="session")
 def shared_image(engine, tmp_path_factory):
     """Build (or reuse) the image every %%mlbox test cell infers, once, outside any test's
-    timing: the first build of pandas + scikit-learn + matplotlib takes a minute or two."""
-    from jupyter_mlbox.core.build import build_image, plan_image
-    from jupyter_mlbox.magics import KERNEL_NOTEBOOK_NAME
+    timing: the first build of pandas + scikit-learn + matplotlib takes a minute or two. Built
+    by ``%mlbox build`` in a real kernel that ran the same imports, since what the kernel
+    loaded counts too (tracing is on by default)."""
+    from .helpers import COMMON_IMPORTS, execute_notebook, streams
 
-    from .helpers import COMMON_IMPORTS
-
-    plan = plan_image(["%load_ext jupyter_mlbox", COMMON_IMPORTS],
-                      notebook_name=KERNEL_NOTEBOOK_NAME, search_dir=tmp_path_factory.mktemp("img"))
-    return build_image(engine, plan).tag
+    nb = execute_notebook(["%load_ext jupyter_mlbox", COMMON_IMPORTS, "%mlbox build --quiet"],
+                          tmp_path_factory.mktemp("img"))
+    tag = streams(nb.cells[2], "stdout").strip()
+    assert tag.startswith("mlbox/kernel:"), nb.cells[2].outputs
+    return tag
 
 
 @pytest.fixture

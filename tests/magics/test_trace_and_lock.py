@@ -8,11 +8,11 @@ import importlib.metadata as metadata
 from .helpers import execute_notebook, streams
 
 
-def test_the_live_kernel_s_modules_count_with_trace(tmp_path):
+def test_the_live_kernel_s_modules_count_unless_no_trace(tmp_path):
     nb = execute_notebook(["%load_ext jupyter_mlbox",
                            "exec('import ' + 'pandas')",  # no import statement shows it
-                           "%mlbox requirements",
-                           "%mlbox requirements --trace"], tmp_path)
+                           "%mlbox requirements --no-trace",
+                           "%mlbox requirements"], tmp_path)
     static, traced = streams(nb.cells[2], "stdout"), streams(nb.cells[3], "stdout")
     assert "pandas" not in static
     assert f"pandas=={metadata.version('pandas')}" in traced.splitlines()
@@ -29,3 +29,17 @@ def test_mlbox_lock_writes_the_lock_beside_the_notebook(tmp_path):
     assert streams(nb.cells[1], "stdout").strip().endswith("other.mlbox.lock")
     text = (tmp_path / "other.mlbox.lock").read_text()
     assert f"numpy=={metadata.version('numpy')} \\" in text and "--hash=sha256:" in text
+
+
+def test_what_jupyter_mlbox_reads_itself_is_not_the_notebook_s_reading(tmp_path):
+    """The notebook file, apt.txt and the like are read by %mlbox, not by the notebook: they
+    must not be shipped as files the notebook read."""
+    (tmp_path / "apt.txt").write_text("# none\n")
+    nb = execute_notebook(["%load_ext jupyter_mlbox",
+                           "%mlbox requirements",
+                           "print(open('da' + 'ta.txt', 'w').write('x'))",
+                           "print(open('da' + 'ta.txt').read())",
+                           "from jupyter_mlbox.core.opened import opened_files\n"
+                           "import os\nprint(sorted(os.path.basename(p) for p in "
+                           "opened_files(os.getcwd())))"], tmp_path)
+    assert streams(nb.cells[4], "stdout").strip() == "['data.txt']"

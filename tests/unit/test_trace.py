@@ -3,6 +3,8 @@ kernel's baseline. A real local kernel (nbclient), no Docker."""
 from __future__ import annotations
 
 import importlib.metadata as metadata
+import sys
+from pathlib import Path
 
 from jupyter_mlbox.core.trace import traced_modules
 from tests.conftest import write_notebook
@@ -49,3 +51,26 @@ def test_trace_records_the_files_the_kernel_read_and_they_travel(tmp_path):
     _, traced = plan_notebook(path, BuildOptions(trace=True))
     assert "inputs/data.txt" in traced.local_files
     assert "inputs/other.txt" not in traced.local_files and "written.txt" not in traced.local_files
+
+
+def test_what_jupyter_mlbox_loads_or_reads_itself_is_not_the_notebook_s(tmp_path, monkeypatch):
+    """A module jupyter_mlbox loads while it works (pipreqs' mapping, a reader of --out values)
+    would otherwise be traced, and change the image between two cells."""
+    from jupyter_mlbox.core import trace
+    from jupyter_mlbox.core.opened import opened_files, record_opened
+
+    for name in ("mlbox_probe_ours", "mlbox_probe_notebooks"):
+        (tmp_path / f"{name}.py").write_text("x = 1\n")
+    (tmp_path / "ours.txt").write_text("read by jupyter_mlbox")
+    (tmp_path / "theirs.txt").write_text("read by the notebook")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    record_opened()
+    with trace.own_work():
+        import mlbox_probe_ours  # noqa: F401
+        (tmp_path / "ours.txt").read_text()
+    import mlbox_probe_notebooks  # noqa: F401
+    (tmp_path / "theirs.txt").read_text()
+    loaded = trace.traced_modules(list(sys.modules), trace._own_loaded)
+    assert "mlbox_probe_notebooks" in loaded and "mlbox_probe_ours" not in loaded
+    read = [Path(p).name for p in opened_files(tmp_path)]
+    assert "theirs.txt" in read and "ours.txt" not in read
