@@ -11,7 +11,7 @@ Flags and request options override these.
 from __future__ import annotations
 
 from jupyter_core.paths import jupyter_config_path
-from traitlets import Float, List, TraitError, Unicode, validate
+from traitlets import Bool, Float, List, TraitError, Unicode, validate
 from traitlets.config import Config, Configurable
 from traitlets.config.loader import ConfigFileNotFound, JSONFileConfigLoader, PyFileConfigLoader
 
@@ -31,12 +31,16 @@ class MlboxDefaults(Configurable):
     memory = Unicode(None, allow_none=True, help=help_of("memory")).tag(config=True)
     cpus = Float(None, allow_none=True, help=help_of("cpus")).tag(config=True)
     shm_size = Unicode(None, allow_none=True, help=help_of("shm_size")).tag(config=True)
+    inactivity = Float(None, allow_none=True, help=help_of("inactivity")).tag(config=True)
+    network_mode = Unicode(None, allow_none=True, help=help_of("network_mode")).tag(config=True)
     pip = List(Unicode(), help=help_of("pip")).tag(config=True)
     exclude = List(Unicode(), help=help_of("exclude")).tag(config=True)
     apt = List(Unicode(), help=help_of("apt")).tag(config=True)
     exclude_apt = List(Unicode(), help=help_of("exclude_apt")).tag(config=True)
+    out_pickle = Bool(False, help=help_of("out_pickle")).tag(config=True)
 
-    @validate("gpus", "timeout", "memory", "cpus", "shm_size", "apt", "exclude_apt")
+    @validate("gpus", "timeout", "memory", "cpus", "shm_size", "apt", "exclude_apt",
+              "base_image", "inactivity", "network_mode")
     def _valid_option(self, proposal):
         """A bad configured value fails where it is read, naming the option and the file."""
         value = proposal["value"]

@@ -23,13 +23,14 @@ from IPython.core.magic import Magics, cell_magic, line_magic, magics_class
 from IPython.core.magic_arguments import ArgDecorator, argument, magic_arguments
 
 from .config import load_defaults
+from .core.trace import own_work
 from .core.options import OPTIONS, add_arguments, resolve_options
 from .core.task import Task
 from .errors import MlboxError, OptionError
 from .kernel import cell as cells, commands
 from .kernel.async_cells import install_async_transformer, run_mlbox_cell, run_mlbox_line
 from .kernel.context import (KERNEL_NOTEBOOK_NAME, kernel_context, kernel_notebook,
-                             kernel_traced_modules)
+                             kernel_traced_modules, with_live_trace)
 from .kernel.defaults import described, set_defaults
 from .kernel.display import display_outputs, short
 from .kernel.job import ViewedTask
@@ -62,6 +63,13 @@ def view_arguments(func):
                     help="also print build logs and container output (text progress)")(func)
     return argument("-q", "--quiet", action="store_true",
                     help="no progress view; only warnings, results and the cell's outputs")(func)
+
+
+def own(function, *args):
+    """``function(*args)`` as jupyter_mlbox's own work (core/trace.py: what it loads, e.g. the
+    readers of --out values, and reads is not the notebook's)."""
+    with own_work():
+        return function(*args)
 
 
 @magics_class
@@ -128,9 +136,12 @@ class MlboxMagics(Magics):
     @cell_magic("mlbox")
     @magic_arguments(name="%mlbox")  # the usage line then reads "%%mlbox …"
     @argument("--in", dest="inputs", metavar="NAMES", action="append", default=[],
-              help="variables to send into the container, comma-separated (cloudpickle)")
+              help="variables to send into the container, comma-separated (cloudpickle: this "
+                   "kernel trusts itself)")
     @argument("--out", dest="outputs", metavar="NAMES", action="append", default=[],
-              help="variables to bring back from the container, comma-separated (cloudpickle)")
+              help="variables to bring back from the container, comma-separated, in formats "
+                   "that cannot run code here (JSON builtins, bytes, numpy .npy, pandas via "
+                   "Arrow, scikit-learn via skops); anything else needs --out-pickle")
     @argument("--with-setup", action="store_true",
               help="first run this notebook's earlier cells that only import or define "
                    "(functions, classes, constants), so the cell sees them")
@@ -156,14 +167,15 @@ class MlboxMagics(Magics):
 
     def prepare_cell(self, line: str, cell: str) -> cells.CellRequest:
         args = self._parse(self.mlbox_cell, line)
-        return cells.cell_request(self.shell, args, cell, *self._options(args))
+        with own_work():  # reading the notebook file is ours, not the notebook's
+            return cells.cell_request(self.shell, args, cell, *self._options(args))
 
     def _cell_job(self, line: str, cell: str) -> ViewedTask:
         request = self.prepare_cell(line, cell)
         return self._job(
             request.args, "%%mlbox", cells.cell_work(request, self.engine, self._fresh),
-            lambda view, result: cells.cell_done(request, view, result, self.shell.user_ns),
-            lambda view, err: cells.cell_failed(request, view, err, self._engine))
+            lambda view, result: own(cells.cell_done, request, view, result, self.shell.user_ns),
+            lambda view, err: own(cells.cell_failed, request, view, err, self._engine))
 
     # --- %mlbox ----------------------------------------------------------------------------------
 
@@ -202,6 +214,10 @@ class MlboxMagics(Magics):
         return await job.run_async() if isinstance(job, ViewedTask) else job
 
     def _line_command(self, line: str):
+        with own_work():  # what %mlbox reads is ours, not the notebook's
+            return self._line_command_unrecorded(line)
+
+    def _line_command_unrecorded(self, line: str):
         command, _, rest = line.strip().partition(" ")
         if command == "config":  # the cell's flags, so that a per-cell one is named as such
             first = rest.split()[:1]
@@ -287,7 +303,8 @@ class MlboxMagics(Magics):
         from .core.lock import lock_path
 
         path = self._notebook_of(args, "lock")
-        plan_notebook(path, replace(self._options(args)[0], relock=True))
+        build_options = with_live_trace(self.shell, path, self._options(args)[0])
+        plan_notebook(path, replace(build_options, relock=True))
         print(f"wrote {lock_path(path)}")
 
     def _notebook_of(self, args, command: str) -> Path:
@@ -302,6 +319,8 @@ class MlboxMagics(Magics):
 
         path = self._notebook_of(args, "run")
         output = Path(args.output) if args.output else default_output_path(path)
-        work = commands.run_work(path, output, *self._options(args), self.engine)
+        build_options, run_options = self._options(args)
+        work = commands.run_work(path, output, with_live_trace(self.shell, path, build_options),
+                                 run_options, self.engine)
         return self._job(args, f"%mlbox run {path.name}", work, commands.run_done,
                          commands.run_failed)

@@ -39,6 +39,12 @@ class TerminalProgress:
             self._status(f"{elapsed} {event.phase} step {self.state.step}/{self.state.total}: "
                          f"{self.state.message}")
             return
+        if event.kind == EventKind.REPORT:  # the plan's summary: a few lines, before the build
+            head, *rest = event.message.splitlines() or [""]
+            self._line(f"{elapsed} [{event.phase}] {head}")
+            for line in rest:
+                self._line(f"{'':{len(elapsed)}} {line}")
+            return
         prefix = "warning: " if event.kind == EventKind.WARNING else ""
         self._line(f"{elapsed} {prefix}{event}")
 

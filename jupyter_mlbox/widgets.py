@@ -55,7 +55,8 @@ class WidgetProgressView:
     """One compact ipywidgets view of a build/run; collapses to one line when done.
 
     ``phase`` (bold label) · progress bar (build step i/n) · step text · elapsed · Stop button,
-    and a collapsed "log" section below. Stop sets ``cancel``.
+    then, once the plan is made, its report ("before the build: …", open when something is
+    unverified) and a collapsed "log" section. Stop sets ``cancel``.
     """
 
     def __init__(self, cancel: CancelToken, *, title: str = "mlbox") -> None:
@@ -84,6 +85,9 @@ class WidgetProgressView:
         self.header = w.HBox([self.phase_label, self.progress, self.detail, self.elapsed,
                               self.stop_button],
                              layout=w.Layout(align_items="center"))
+        self.report = w.HTML("", layout=w.Layout(width="100%"))
+        self.report_section = w.Accordion(children=[self.report], selected_index=None)
+        self.report_section.set_title(0, "plan")
         self.summary = w.HTML("")
         self.widget = w.VBox([self.header, self.log_section])
 
@@ -93,8 +97,22 @@ class WidgetProgressView:
         return (f'<span style="white-space:nowrap"><b>{html.escape(self.title)}</b> · '
                 f"{html.escape(self.state.phase)}</span>")
 
+    def _show_report(self) -> None:
+        """The plan's report, shown before the build: its headline as the section's title, its
+        lines inside; opened when it names something unverified."""
+        head, *rest = self.state.report or [""]
+        self.report_section.set_title(0, head)
+        self.report.value = ('<pre style="margin:0;font-size:11px;line-height:1.3;'
+                             f'white-space:pre-wrap">{html.escape(chr(10).join(rest))}</pre>')
+        if any(line.lstrip().startswith("unverified:") for line in rest):
+            self.report_section.selected_index = 0
+        if self.report_section not in self.widget.children:
+            self.widget.children = [self.header, self.report_section, self.log_section]
+
     def handle(self, event: ProgressEvent) -> None:
         self.state.apply(event)
+        if event.kind == EventKind.REPORT:
+            self._show_report()
         self.phase_label.value = self._phase_html()
         if self.state.total:
             self.progress.max = self.state.total
@@ -147,7 +165,8 @@ class WidgetProgressView:
         self.summary.value = (f'<span style="color:{colour}">'
                               f"<b>{html.escape(self.title)}</b> · {html.escape(text)}</span>")
         self.stop_button.disabled = True
-        self.widget.children = [self.summary] + ([self.log_section] if keep_log else [])
+        report = [self.report_section] if keep_log and self.state.report else []
+        self.widget.children = [self.summary] + report + ([self.log_section] if keep_log else [])
 
     def finish(self, summary: str) -> None:
         self.state.end("done", summary)
@@ -198,6 +217,12 @@ class TextProgressView:
             return
         if event.kind == EventKind.PHASE and event.phase == Phase.DONE:
             return  # finish() prints the summary
+        if event.kind == EventKind.REPORT:  # the plan's summary, before the build
+            head, *rest = event.message.splitlines() or [""]
+            self._print(head)
+            for line in rest:
+                self._print(f"  {line}")
+            return
         if event.kind == EventKind.LOG:
             self._print(f"  {event.message}")
         elif event.kind == EventKind.STEP:

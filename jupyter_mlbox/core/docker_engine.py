@@ -20,13 +20,69 @@ import docker.errors
 from docker.types import DeviceRequest
 
 from ..errors import (BuildError, ConflictError, DaemonUnavailableError, EngineError,
-                      GPUUnavailableError, ImageNotFoundError, PushError, UserCancelledError)
+                      FileTooLargeError, GPUUnavailableError, ImageNotFoundError, PushError,
+                      UserCancelledError)
 from .engine import GPU_HELP, ContainerHandle, ContainerOutcome, Engine
 from .events import CancelToken
 from .options import GpuRequest
+from .orphans import owner_labels
 
 _STEP = re.compile(r"^Step (\d+)/(\d+) : (.*)")
+#: Processes and threads a run's container may hold at once (Docker's default: unlimited, so a
+#: fork bomb in a cell took the host). Threads count: 2048 leaves room for a DataLoader's
+#: workers with their BLAS threads on a large machine. Raise it here if a notebook needs more.
+PIDS_LIMIT = 2048
+
+
+def build_marker(build_id: str) -> str:
+    """The /etc/hosts name that marks every step container of one build (its own id)."""
+    return f"mlbox-build-{build_id}"
 _NO_GPU_DRIVER = "could not select device driver"
+#: The most one file copied out of a container (the executed notebook, the --out variables)
+#: may hold. It is read into memory and then decoded (notebook JSON, arrays), so the peak is a
+#: few times this: 2 GiB lets a cell return real arrays and frames while a runaway output
+#: (a 50 GB file) stops at a known point. Raise it here, or per engine (max_file_bytes).
+MAX_FILE_BYTES = 2 << 30
+#: What a tar stream adds around one file (headers, long-name records, padding).
+_TAR_SLACK = 1 << 20
+
+
+def _size(count: int) -> str:
+    return f"{count / (1 << 30):g} GiB" if count >= 1 << 30 else f"{count / (1 << 20):,.1f} MiB"
+
+
+def _too_large(path: str, size: int | None, limit: int) -> str:
+    told = f" is {_size(size)}," if size is not None else " is"
+    return (f"{path} in the container{told} over the {_size(limit)} cap on a file "
+            f"copied back out of a container (jupyter_mlbox.core.docker_engine.MAX_FILE_BYTES); "
+            f"bring back less (fewer or smaller --out values, fewer large outputs), or raise "
+            f"the cap")
+
+
+class _CappedStream(io.RawIOBase):
+    """The chunks of a get_archive stream as a file that raises ``too_large()`` once more
+    than ``cap`` bytes came through."""
+
+    def __init__(self, chunks, cap: int, too_large: Callable[[], Exception]) -> None:
+        self._chunks, self._cap, self._too_large = iter(chunks), cap, too_large
+        self._pending, self._seen = b"", 0
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:
+        while not self._pending:
+            try:
+                self._pending = next(self._chunks)
+            except StopIteration:
+                return 0
+            self._seen += len(self._pending)
+            if self._seen > self._cap:
+                raise self._too_large()
+        count = min(len(buffer), len(self._pending))
+        buffer[:count] = self._pending[:count]
+        self._pending = self._pending[count:]
+        return count
 
 
 
@@ -84,6 +140,7 @@ class DockerEngine(Engine):
         self._client = client
         self._connect_kwargs = connect_kwargs or {}
         self._containers: dict[str, object] = {}  # handle id → docker-py Container
+        self._stdin: dict[str, object] = {}  # handle id → the attached stdin socket we hold
 
     @classmethod
     def connect(cls, base_url: str | None = None, timeout: int = 120) -> "DockerEngine":
@@ -125,7 +182,8 @@ class DockerEngine(Engine):
         try:
             container = self._client.containers.create(
                 probe_image, ["true"], device_requests=gpu_device_requests(GpuRequest("all")),
-                labels={"io.jupyter-mlbox.managed": "true"}, network_disabled=True)
+                labels={"io.jupyter-mlbox.managed": "true", **owner_labels()},
+                network_disabled=True)
         except docker.errors.ImageNotFound:
             return False
         try:
@@ -209,9 +267,17 @@ class DockerEngine(Engine):
 
         The build runs in a worker thread on a client of its own, so that Stop/Ctrl-C can close
         that client's connection, which makes dockerd abort the build. dockerd then keeps the
-        aborted step's container; ``step_label`` (a LABEL the Dockerfile sets on its build
-        steps) finds and removes it.
+        aborted step's container, which is found by this build's own marker and removed: an
+        extra /etc/hosts entry (``build_marker``) every step container of this build carries in
+        its HostConfig. Not a LABEL: that would change the layers (no cache shared between
+        notebooks), and a label shared by concurrent builds would remove their containers too.
+        ``step_label`` is not used here.
         """
+        import time
+        import uuid
+
+        marker = build_marker(uuid.uuid4().hex[:16])
+        started = time.time()
         api = docker.APIClient(version=self._client.api.api_version, timeout=None,
                                **self._connect_kwargs)
         streams: list = []  # the build's streaming response, caught by a requests hook
@@ -224,7 +290,8 @@ class DockerEngine(Engine):
             try:
                 for chunk in api.build(fileobj=io.BytesIO(context_tar), custom_context=True,
                                        tag=tag, rm=True, forcerm=True, pull=False,
-                                       nocache=nocache, decode=True):
+                                       nocache=nocache, decode=True,
+                                       extra_hosts={marker: "127.0.0.1"}):
                     if "error" in chunk:
                         state["error"] = chunk["error"].strip()
                         continue
@@ -255,7 +322,8 @@ class DockerEngine(Engine):
         except BaseException:
             abort_stream(streams[-1] if streams else None)  # dockerd aborts a classic build whose client went away …
             worker.join(timeout=10)
-            self._remove_step_containers(step_label)  # … but keeps the step's container
+            # … but keeps the step's container: ours only, never a concurrent build's
+            self._remove_step_containers(marker, started)
             raise
         finally:
             api.close()
@@ -268,22 +336,37 @@ class DockerEngine(Engine):
                              log="\n".join(log))
         return state["image"] or self.image_attrs(tag)["Id"]
 
-    def _remove_step_containers(self, step_label: tuple[str, str] | None) -> None:
-        """Remove the containers of an aborted classic build's steps (dockerd leaves them)."""
-        if step_label is None:
-            return
+    def build_containers(self, marker: str, since: float) -> list[str]:
+        """Ids of the step containers of the build marked ``marker`` (created after ``since``):
+        those whose HostConfig carries the marker host."""
+        api = self._client.api
+        found = []
+        try:
+            summaries = api.containers(all=True)
+        except docker.errors.APIError:
+            return []
+        for summary in summaries:
+            if summary.get("Created", 0) < since - 60:  # clock skew with a remote daemon
+                continue
+            try:
+                hosts = (api.inspect_container(summary["Id"]).get("HostConfig") or {}) \
+                    .get("ExtraHosts") or []
+            except docker.errors.APIError:
+                continue  # gone meanwhile
+            if any(entry.split(":", 1)[0] == marker for entry in hosts):
+                found.append(summary["Id"])
+        return found
+
+    def _remove_step_containers(self, marker: str, since: float) -> None:
+        """Remove the containers of this aborted classic build's steps (dockerd leaves them)."""
         import time
 
         quiet_checks = 0
         for _ in range(30):  # dockerd may still be tearing the step down
-            try:
-                found = self._client.containers.list(
-                    all=True, filters={"label": f"{step_label[0]}={step_label[1]}"})
-            except docker.errors.APIError:
-                return
-            for container in found:
+            found = self.build_containers(marker, since)
+            for container_id in found:
                 try:
-                    container.remove(force=True)
+                    self._client.api.remove_container(container_id, force=True)
                 except docker.errors.APIError:
                     pass  # already going; the next round sees
             quiet_checks = quiet_checks + 1 if not found else 0
@@ -298,7 +381,7 @@ class DockerEngine(Engine):
                          gpus: GpuRequest = GpuRequest(), memory: str | None = None,
                          cpus: float | None = None, shm_size: str | None = None,
                          network_mode: str | None = None) -> ContainerHandle:
-        kwargs = {}
+        kwargs = {"pids_limit": PIDS_LIMIT}
         if shm_size:
             kwargs["shm_size"] = shm_size
         if memory:
@@ -309,9 +392,13 @@ class DockerEngine(Engine):
         if network_mode:
             kwargs["network_mode"] = network_mode
         try:
+            # stdin open, closed once its one attached client goes (StdinOnce, which docker-py
+            # sets when not detached): start() attaches and never writes, so the runner inside
+            # sees EOF exactly when this process is gone (SIGKILL, crash) and stops itself.
             container = self._client.containers.create(
                 image, command, environment=dict(environment), labels=dict(labels),
-                device_requests=gpu_device_requests(gpus), detach=True, **kwargs)
+                device_requests=gpu_device_requests(gpus), detach=False, stdin_open=True,
+                **kwargs)
         except docker.errors.ImageNotFound as err:
             raise ImageNotFoundError(f"no image {image} on this daemon") from err
         except docker.errors.APIError as err:
@@ -326,7 +413,26 @@ class DockerEngine(Engine):
             self._containers[handle.id] = container
         return container
 
+    def _hold_stdin(self, container: ContainerHandle) -> None:
+        """Attach to the container's stdin and keep the socket for its lifetime (see
+        create_container). Best effort: without it, the orphan reaper still cleans up."""
+        try:
+            sock = self._client.api.attach_socket(container.id,
+                                                  params={"stdin": 1, "stream": 1})
+        except Exception:  # noqa: BLE001 - an API or transport that cannot attach
+            return
+        self._stdin[container.id] = sock
+
+    def _release_stdin(self, container: ContainerHandle) -> None:
+        sock = self._stdin.pop(container.id, None)
+        if sock is not None:
+            try:
+                sock.close()
+            except Exception:  # noqa: BLE001 - already closed
+                pass
+
     def start(self, container: ContainerHandle) -> None:
+        self._hold_stdin(container)
         try:
             self._container(container).start()
         except docker.errors.APIError as err:
@@ -356,18 +462,40 @@ class DockerEngine(Engine):
         except docker.errors.APIError as err:
             raise EngineError(f"cannot copy files into the container: {_explain(err)}") from err
 
+    #: Per engine override of MAX_FILE_BYTES (None: the module's value at the time of the call).
+    max_file_bytes: int | None = None
+
     def get_file(self, container: ContainerHandle, path: str) -> bytes | None:
+        """Streamed, and stopped at the cap: the container decides how big the file is, and a
+        cell that writes 50 GB must not fill this machine's memory. None for a missing path or
+        one that is not a regular file (a directory, a link)."""
+        limit = self.max_file_bytes if self.max_file_bytes is not None else MAX_FILE_BYTES
         try:
-            chunks, _ = self._container(container).get_archive(path)
+            chunks, stat = self._container(container).get_archive(path, chunk_size=1 << 20)
         except docker.errors.NotFound:
             return None
         except docker.errors.APIError as err:
             raise EngineError(f"cannot copy {path} out of the container: {_explain(err)}") \
                 from err
-        with tarfile.open(fileobj=io.BytesIO(b"".join(chunks))) as tar:
-            member = tar.next()
-            handle = tar.extractfile(member) if member is not None else None
-            return handle.read() if handle is not None else None
+        try:
+            size = (stat or {}).get("size")
+            if isinstance(size, int) and size > limit:
+                raise FileTooLargeError(_too_large(path, size, limit), limit=limit)
+            stream = _CappedStream(chunks, limit + _TAR_SLACK,
+                                   lambda: FileTooLargeError(_too_large(path, None, limit),
+                                                             limit=limit))
+            with tarfile.open(fileobj=stream, mode="r|") as tar:
+                member = tar.next()
+                if member is None or not member.isfile():
+                    return None
+                if member.size > limit:
+                    raise FileTooLargeError(_too_large(path, member.size, limit), limit=limit)
+                handle = tar.extractfile(member)
+                return handle.read() if handle is not None else None
+        except tarfile.TarError as err:
+            raise EngineError(f"cannot copy {path} out of the container: {err}") from err
+        finally:
+            chunks.close()  # stops the transfer when we stopped reading early
 
     def wait(self, container: ContainerHandle, timeout: float | None,
              cancel: CancelToken | None,
@@ -430,6 +558,7 @@ class DockerEngine(Engine):
             pass
         finally:
             self._containers.pop(container.id, None)
+            self._release_stdin(container)
 
     def list_containers(self, label: str) -> list[ContainerHandle]:
         found = self._call(self._client.containers.list, all=True, filters={"label": label})

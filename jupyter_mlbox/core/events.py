@@ -41,6 +41,7 @@ class EventKind(_Named):
     LOG = "log"          # a line of build log or container output
     INFO = "info"        # a sentence worth showing
     WARNING = "warning"  # a sentence the user should read
+    REPORT = "report"    # the plan's summary before the build (core/report.py), lines of text
 
 
 #: The phases a run shows on a phase bar (queued and pushing are not part of a run).
@@ -97,6 +98,49 @@ def strip_ansi(text: str) -> str:
     return _ANSI.sub("", text)
 
 
+#: Escape sequences a terminal acts on beyond colour: OSC (``ESC ]0;…`` sets the window title,
+#: OSC 52 writes the clipboard), DCS/PM/APC strings, and every CSI that is not SGR (cursor
+#: moves, screen clears); then single-character escapes and other control characters.
+_TERMINAL_CONTROL = re.compile(
+    r"(?P<string>\x1b[\]PX^_].*?(?:\x07|\x1b\\|$)|[\x90\x9d\x9e\x9f].*?(?:\x07|\x9c|$))"
+    r"|(?P<csi>\x1b\[(?P<params>[0-9;:?<=>]*)(?P<between>[ -/]*)(?P<final>[@-~]))"
+    r"|\x1b[ -/]*[0-~]?|[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\x80-\x9f]", re.DOTALL)
+
+
+def terminal_safe(text: str) -> str:
+    """Text made in a container, fit to print on a terminal: SGR colours stay, every other
+    escape sequence and control character is dropped (a traceback cannot set the window
+    title, write the clipboard or move the cursor)."""
+    def keep_colour(match: re.Match) -> str:
+        if (match.group("csi") and match.group("final") == "m" and not match.group("between")
+                and not re.search(r"[?<=>]", match.group("params"))):
+            return match.group(0)
+        return ""
+
+    return _TERMINAL_CONTROL.sub(keep_colour, text)
+
+
+def interrupted_during(phase: "Phase | str") -> str:
+    """What an interrupt (Ctrl-C, Stop) stopped, by the phase it came in: not "the build was
+    stopped" when the build had finished and the notebook was executing."""
+    phase = Phase(phase)
+    if phase in (Phase.QUEUED, Phase.INFERRING):
+        return "stopped before the build; nothing was built or run"
+    if phase == Phase.BUILDING:
+        return "the build was stopped; nothing was run"
+    if phase == Phase.STARTING:
+        return "stopped while the container started; it was removed and nothing was written"
+    if phase == Phase.RUNNING:
+        return ("the run was stopped while the notebook executed; the container was removed "
+                "and nothing was written")
+    if phase == Phase.COLLECTING:
+        return ("stopped while the results were copied out; the container was removed and "
+                "nothing was written")
+    if phase == Phase.PUSHING:
+        return "the push was stopped; the image is built and tagged here"
+    return "stopped after the work was done"
+
+
 def log_line(event: ProgressEvent) -> str:
     """How an event reads as one line of a job's log (colour codes removed; '' for nothing)."""
     message = strip_ansi(event.message)
@@ -129,6 +173,8 @@ class ProgressState:
         self.warnings: list[str] = []
         self.status = "working"  # working | done | failed | stopped
         self.summary = ""
+        #: The plan's report (its lines), once the plan is made: shown before the build.
+        self.report: list[str] = []
         self._log_lines = log_lines
         self._lock = threading.Lock()
 
@@ -151,6 +197,8 @@ class ProgressState:
                 self.message = event.message
                 if event.kind == EventKind.WARNING:
                     self.warnings.append(event.message)
+            elif event.kind == EventKind.REPORT:
+                self.report = event.message.splitlines()
             line = log_line(event)
             if line:
                 self.log.append(line)
@@ -175,7 +223,8 @@ class ProgressState:
         with self._lock:
             return {"phase": self.phase.value, "message": self.message, "step": self.step,
                     "total": self.total, "progress": round(self.fraction, 3),
-                    "warnings": list(self.warnings), "log": list(self.log)}
+                    "warnings": list(self.warnings), "report": list(self.report),
+                    "log": list(self.log)}
 
 
 class CancelToken:

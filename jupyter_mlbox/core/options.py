@@ -12,6 +12,7 @@ image) and ``RunOptions`` (how a container runs). GPUs are one type, ``GpuReques
 from __future__ import annotations
 
 import argparse
+import keyword
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -78,6 +79,9 @@ class GpuRequest:
 
 NO_GPUS = GpuRequest()
 DEFAULT_SHM_SIZE = "1g"
+#: Minutes a busy cell may go without any output before the run is stopped as stalled (a
+#: kernel that never returns to idle otherwise hangs a run forever); 0 turns it off.
+DEFAULT_INACTIVITY = 30.0
 
 
 # --- the models the core takes ------------------------------------------------------------------
@@ -97,10 +101,15 @@ class BuildOptions:
     #: the project root the container mirrors (default: the git top level, else the
     #: notebook's folder)
     context: Path | None = None
-    #: also count what the notebook really loads (trace.py)
-    trace: bool = False
+    #: count what the notebook really loads and reads (trace.py). None: the front end's
+    #: default, which is on in a live kernel (cheap: it asks sys.modules) and off for a file
+    #: (``--trace`` executes it locally once)
+    trace: bool | None = None
     #: resolve the lock beside the notebook again (lock.py)
     relock: bool = False
+    #: what the notebook's live kernel loaded and read (trace.Trace), when a front end asked
+    #: it (the magic for its own notebook, the server for a notebook with a kernel); not a flag
+    live_trace: Any = None
 
 
 @dataclass(frozen=True)
@@ -116,7 +125,12 @@ class RunOptions:
     allow_errors: bool = False
     #: Docker's default /dev/shm is 64 MB, where PyTorch DataLoader workers die of a bus error
     shm_size: str = DEFAULT_SHM_SIZE
+    #: None: Docker's default network; "none": no network at all (--network none)
     network_mode: str | None = None
+    #: minutes without output while a cell is busy before the run is stopped (0/None: off)
+    inactivity: float | None = DEFAULT_INACTIVITY
+    #: %%mlbox --out may bring values back with cloudpickle (trusting the container's code)
+    out_pickle: bool = False
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "gpus", GpuRequest.parse(self.gpus))
@@ -142,10 +156,64 @@ def positive_number(value: Any) -> float:
     return number
 
 
+def non_negative_number(value: Any) -> float:
+    """A number ≥ 0 (0 turns a limit off)."""
+    if isinstance(value, bool):
+        raise ValueError("expected a number")
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"expected a number, got {value!r}") from None
+    if number < 0 or number != number:
+        raise ValueError("must be 0 (off) or more")
+    return number
+
+
+_UNITS = {"": 1, "b": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40}
+
+
 def memory_size(value: Any) -> str:
     text = str(value).strip() if isinstance(value, (str, int)) and value is not True else ""
     if not re.fullmatch(r"\d+(\.\d+)?[bkmgtBKMGT]?", text):
         raise ValueError(f"expected a size like 512m or 4g, got {value!r}")
+    return text
+
+
+#: Docker refuses a memory limit below this when the container is created (after the build).
+MIN_MEMORY = 6 << 20
+
+
+def memory_limit(value: Any) -> str:
+    """``--memory``: a size Docker takes, said before anything is built."""
+    text = memory_size(value)
+    number = float(text.rstrip("bkmgtBKMGT"))
+    if number * _UNITS[text[-1].lower() if text[-1].isalpha() else ""] < MIN_MEMORY:
+        raise ValueError(f"{text!r} is below Docker's minimum of 6m (a number without a unit "
+                         f"is bytes): give e.g. 512m or 4g")
+    return text
+
+
+_REFERENCE = re.compile(
+    r"(?:[a-zA-Z0-9.-]+(?::[0-9]+)?/)?[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
+    r"(?:/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*(?::[\w][\w.-]{0,127})?"
+    r"(?:@sha256:[0-9a-f]{64})?")
+
+
+def image_reference(value: Any) -> str:
+    """``--base``: an image reference as docker reads it (it reaches the Dockerfile's FROM
+    lines: a newline in it wrote extra Dockerfile lines)."""
+    text = _text(value)
+    if not _REFERENCE.fullmatch(text):
+        raise ValueError(f"{text!r} is not an image reference: use [REGISTRY/]NAME[:TAG]"
+                         f"[@sha256:DIGEST] with a lowercase NAME, e.g. python:3.11-slim")
+    return text
+
+
+def network_name(value: Any) -> str:
+    """``--network``: none, bridge, host, or a network's name."""
+    text = _text(value)
+    if not re.fullmatch(r"[A-Za-z0-9][\w.-]{0,127}", text):
+        raise ValueError(f"expected none, bridge, host or a network name, got {value!r}")
     return text
 
 
@@ -172,8 +240,11 @@ def _pairs(value: Any, *, parse_text: Callable[[str], object] = str,
         raise ValueError("expected NAME=VALUE pairs (an object in JSON)")
     result = {}
     for key, item in items:
-        if not isinstance(key, str) or not key or (identifiers and not key.isidentifier()):
-            raise ValueError(f"{key!r} is not a valid name")
+        if not isinstance(key, str) or not key or (identifiers and (
+                not key.isidentifier() or keyword.iskeyword(key))):
+            raise ValueError(f"{key!r} is not a valid name" + (
+                ": a parameter name must be a Python identifier, e.g. -p n=3"
+                if identifiers else ""))
         if parse_text is str:
             result[key] = str(item)
         else:
@@ -229,7 +300,7 @@ class Option:
     name: str
     flags: tuple[str, ...]
     help: str
-    model: str  # "build" or "run"
+    model: str  # "build", "run", or "cell" (a RunOptions field only a %%mlbox cell reads)
     read: Callable[[Any], Any] = _text
     metavar: str | None = None
     many: bool = False
@@ -239,6 +310,8 @@ class Option:
     read_flag: Callable[[str], Any] | None = None
     #: names a path on the machine that parses it (a server refuses it from a request)
     local_path: bool = False
+    #: a switch whose "off" is worth saying too (``--no-trace``): None stays "not given"
+    negatable: bool = False
 
 
 GPUS_HELP = ("all | none | auto | N | device=ID (default: none); auto uses GPUs when the "
@@ -246,7 +319,8 @@ GPUS_HELP = ("all | none | auto | N | device=ID (default: none); auto uses GPUs 
 
 OPTIONS: tuple[Option, ...] = (
     Option("base_image", ("--base",), "base image (default: python:<this kernel's "
-           "major.minor>-slim)", "build", metavar="IMAGE", configurable=True),
+           "major.minor>-slim)", "build", read=image_reference, metavar="IMAGE",
+           configurable=True),
     Option("pip", ("--pip",), "extra requirement, e.g. --pip 'xgboost>=2' (repeatable)",
            "build", read=_strings, metavar="PKG", many=True, configurable=True),
     Option("requirements_file", ("-r", "--requirements"), "use this requirements file "
@@ -264,9 +338,10 @@ OPTIONS: tuple[Option, ...] = (
            "names by relative path anywhere under it travel along (default: the git top level "
            "above the notebook, else its folder)", "build",
            read=_path, metavar="DIR", local_path=True),
-    Option("trace", ("--trace",), "also count the modules the notebook really loads: a live "
-           "kernel's sys.modules, or, for a notebook file, those of one local execution "
-           "(nbclient) before the build", "build", read=_switch, switch=True),
+    Option("trace", ("--trace",), "count what the notebook really loads and reads: in a live "
+           "kernel (on by default; --no-trace turns it off) its sys.modules and opened files; for "
+           "a notebook file (off by default) those of one local execution (nbclient) before the "
+           "build", "build", read=_switch, switch=True, negatable=True),
     Option("relock", ("--relock",), "resolve <notebook>.mlbox.lock again (the whole closure, "
            "pinned to this kernel's versions) and use it", "build", read=_switch, switch=True),
     Option("rebuild", ("--rebuild",), "build again from scratch, ignoring the layer cache "
@@ -274,8 +349,15 @@ OPTIONS: tuple[Option, ...] = (
     Option("gpus", ("--gpus",), GPUS_HELP, "run", read=GpuRequest.parse, configurable=True),
     Option("timeout", ("--timeout",), "seconds, for the whole run and for each cell", "run",
            read=positive_number, metavar="S", configurable=True),
-    Option("memory", ("--memory",), "memory limit, e.g. 4g", "run", read=memory_size,
-           metavar="SIZE", configurable=True),
+    Option("memory", ("--memory",), "memory limit, e.g. 4g (at least 6m; default: none)",
+           "run", read=memory_limit, metavar="SIZE", configurable=True),
+    Option("inactivity", ("--inactivity",), f"minutes a cell may run without any output "
+           f"before the run is stopped as stalled, naming the cell (default "
+           f"{DEFAULT_INACTIVITY:g}; 0: no limit)", "run", read=non_negative_number,
+           metavar="MIN", configurable=True),
+    Option("network_mode", ("--network",), "the container's network: none (no network at "
+           "all), bridge, host or a network name (default: Docker's, bridge)", "run",
+           read=network_name, metavar="NET", configurable=True),
     Option("cpus", ("--cpus",), "CPU limit, e.g. 2", "run", read=positive_number, metavar="N",
            configurable=True),
     Option("shm_size", ("--shm-size",), f"size of /dev/shm in the container (default "
@@ -290,11 +372,18 @@ OPTIONS: tuple[Option, ...] = (
            "cell tagged 'parameters' (repeatable)", "run",
            read=lambda v: _pairs(v, parse_text=parameter_value, identifiers=True),
            metavar="NAME=VALUE", many=True, read_flag=key_value),
+    Option("out_pickle", ("--out-pickle",), "let --out bring back any picklable value with "
+           "cloudpickle; reading a pickle runs code, so this kernel then trusts the code in the "
+           "container (the cell and every package in the image). Without it --out brings back "
+           "JSON-able builtins, bytes, numpy arrays, pandas objects (pyarrow) and scikit-learn "
+           "estimators (skops) only", "cell", read=_switch, switch=True, configurable=True),
 )
 BY_NAME = {option.name: option for option in OPTIONS}
 LOCAL_PATH_OPTIONS = frozenset(o.name for o in OPTIONS if o.local_path)
 BUILD_OPTIONS = tuple(o.name for o in OPTIONS if o.model == "build")
 RUN_OPTIONS = tuple(o.name for o in OPTIONS if o.model == "run")
+#: Options only a %%mlbox cell takes (the CLI and the server have no cells): RunOptions fields.
+CELL_OPTIONS = tuple(o.name for o in OPTIONS if o.model == "cell")
 
 
 def help_of(name: str) -> str:
@@ -328,7 +417,11 @@ def add_arguments(parser, names=None, *, help_overrides: Mapping[str, str] | Non
         if names is not None and option.name not in names:
             continue
         help_text = (help_overrides or {}).get(option.name, option.help)
-        if option.switch:
+        if option.switch and option.negatable:
+            parser.add_argument(*option.flags, dest=option.name,
+                                action=argparse.BooleanOptionalAction, default=None,
+                                help=help_text)
+        elif option.switch:
             parser.add_argument(*option.flags, dest=option.name, action="store_true",
                                 default=None, help=help_text)
         elif option.many:
@@ -372,7 +465,7 @@ def resolve_options(values: Mapping[str, Any] | None = None,
         elif default is not None:
             typed[option.name] = option.read(default) if option.name == "gpus" else default
     build = BuildOptions(**{k: typed[k] for k in BUILD_OPTIONS if k in typed})
-    run = RunOptions(**{k: typed[k] for k in RUN_OPTIONS if k in typed})
+    run = RunOptions(**{k: typed[k] for k in RUN_OPTIONS + CELL_OPTIONS if k in typed})
     return build, run
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Callable
 
 from IPython.core.error import UsageError
@@ -12,9 +12,11 @@ from IPython.core.error import UsageError
 from ..core.events import EventKind, Phase, ProgressEvent
 from ..core.options import BuildOptions, RunOptions
 from ..errors import CellExecutionError, MlboxError, SerializationError, UserCancelledError
-from ..variables import (INPUT_FILE, OUTPUT_FILE, dumper_cell_source, loader_cell_source,
-                         pack_variables, split_names, unpack_variables)
-from .context import KernelContext, kernel_context, kernel_read_files, kernel_traced_modules
+from ..variables import (INPUT_FILE, OUTPUT_FILE, TRUST_NOTICE, dumper_cell_source,
+                         loader_cell_source, pack_variables, read_out_values, split_names,
+                         writer_requirements)
+from .context import (KernelContext, kernel_context, kernel_read_files, kernel_traced_modules,
+                      tracing)
 from .display import display_outputs, error_output, short, shown_as
 from .job import ended_badly
 from .setup_cells import setup_cells
@@ -46,7 +48,8 @@ class CellRequest:
         index = len(cells)
         cells.append(self.cell)
         if self.out_names:
-            cells.append(dumper_cell_source(self.out_names))
+            cells.append(dumper_cell_source(self.out_names,
+                                            out_pickle=self.run_options.out_pickle))
         return cells, index
 
 
@@ -81,35 +84,48 @@ def cell_work(request: CellRequest, engine: Callable, fresh: Callable[[list], li
     def work(emit, cancel):
         from ..core.build import build_image, local_files_for, plan_image
         from ..core.notebook import new_notebook_from_cells
+        from ..core.report import import_sources
         from ..core.run import run_notebook
 
         context = request.context
         emit(ProgressEvent(Phase.INFERRING, EventKind.PHASE,
                            f"reading the imports of {context.described}"))
-        if request.build_options.trace:
+        if tracing(request.build_options):
             emit(ProgressEvent(Phase.INFERRING, EventKind.INFO,
-                               "--trace: comparing this kernel's modules with a fresh one's"))
+                               "counting what this kernel loaded beyond a fresh kernel "
+                               "(--no-trace: its imports only)"))
         traced = kernel_traced_modules(request.build_options)
         plan = plan_image(context.sources, notebook_name=context.notebook_name,
                           search_dir=context.search_dir, options=request.build_options,
                           traced=traced)
+        writers = (writer_requirements(plan.inference.names(), request.build_options.exclude)
+                   if request.out_names else [])
+        if writers:  # --out of a DataFrame or a model needs its safe format's writer there
+            plan = plan_image(context.sources, notebook_name=context.notebook_name,
+                              search_dir=context.search_dir, traced=traced,
+                              options=replace(request.build_options,
+                                              pip=request.build_options.pip + tuple(writers)))
         for warning in fresh(plan.warnings):
             emit(ProgressEvent(Phase.INFERRING, EventKind.WARNING, warning))
         if request.args.with_setup:
             taken = ", ".join(label for label, _ in request.setup) or "none"
             emit(ProgressEvent(Phase.INFERRING, EventKind.INFO,
                                f"--with-setup: running {taken} first"))
-        docker = engine()
-        build = build_image(docker, plan, rebuild=request.build_options.rebuild, on_event=emit,
-                            cancel=cancel)
-        cells, _ = request.cells()
         files = local_files_for(context.search_dir,
                                 [s for _, s in request.setup] + [request.cell],
                                 plan.inference.local_modules,
                                 read_files=kernel_read_files(request.build_options,
                                                              context.search_dir))
+        plan.local_files, plan.imported = dict(files), import_sources(context.sources)
+        emit(ProgressEvent(Phase.INFERRING, EventKind.REPORT, plan.report().text()))
+        docker = engine()
+        build = build_image(docker, plan, rebuild=request.build_options.rebuild, on_event=emit,
+                            cancel=cancel)
+        cells, _ = request.cells()
         if request.inputs is not None:
             files[INPUT_FILE] = request.inputs
+        if request.out_names and request.run_options.out_pickle:
+            emit(ProgressEvent(Phase.STARTING, EventKind.WARNING, TRUST_NOTICE))
         result = run_notebook(docker, build.tag, new_notebook_from_cells(cells),
                               name=request.container_notebook, files=files,
                               collect=[OUTPUT_FILE] if request.out_names else [],
@@ -130,7 +146,8 @@ def cell_done(request: CellRequest, view, result, namespace: dict):
         if data is None:
             raise short(SerializationError("--out: the container wrote no variables file"))
         try:
-            namespace.update(unpack_variables(data))
+            namespace.update(read_out_values(data, request.out_names,
+                                             out_pickle=request.run_options.out_pickle))
         except SerializationError as err:
             raise short(err) from None
     return shown

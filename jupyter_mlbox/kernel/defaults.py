@@ -56,6 +56,9 @@ def described(defaults) -> str:
     for option in OPTIONS:
         if option.name in configured:
             value = configured[option.name]
+            if option.switch:  # a switch is its flag (or nothing)
+                parts += [option.flags[-1]] if value else []
+                continue
             for item in (value if option.many else [value]):
                 text = f"{item:g}" if isinstance(item, float) else str(item)
                 parts.append(f"{option.flags[-1]} {shlex.quote(text)}")

@@ -19,11 +19,32 @@ from tornado import web
 from ..core.options import BUILD_OPTIONS, RUN_OPTIONS, BuildOptions, RunOptions, check_keys
 from ..core.options import LOCAL_PATH_OPTIONS
 from ..core.task import Work
+from .jobs import QueueFullError
 from ..errors import (ConflictError, DaemonUnavailableError, GPUUnavailableError,
                       ImageNotFoundError, MlboxError, NotebookError, OptionError,
                       RequirementError, UserCancelledError)
 
 API = "/mlbox/api"
+
+#: A request holds a path and options: a megabyte is far more than any real one.
+MAX_BODY_BYTES = 1 << 20
+#: How deep the JSON of a request may nest (options are two levels; lists of lists a few more).
+MAX_JSON_DEPTH = 16
+
+
+def _depth(value: Any, limit: int = MAX_JSON_DEPTH + 1) -> int:
+    """How deep ``value`` nests, counted up to ``limit`` (no recursion: any depth is safe)."""
+    deepest, stack = 0, [(value, 1)]
+    while stack:
+        item, level = stack.pop()
+        if isinstance(item, (dict, list)):
+            deepest = max(deepest, level)
+            if deepest >= limit:
+                return deepest
+            stack.extend((child, level + 1)
+                         for child in (item.values() if isinstance(item, dict) else item))
+    return deepest
+
 
 #: Options a request may not give: they name files on the server's disk.
 SERVER_SIDE_ONLY = LOCAL_PATH_OPTIONS
@@ -41,6 +62,8 @@ def http_status_for(err: MlboxError) -> int:
     """The one place where domain errors become HTTP status codes."""
     if isinstance(err, RequestError):
         return err.status
+    if isinstance(err, QueueFullError):
+        return 429
     if isinstance(err, (OptionError, NotebookError, RequirementError, GPUUnavailableError)):
         return 400
     if isinstance(err, ImageNotFoundError):
@@ -85,7 +108,24 @@ class MlboxHandler(APIHandler):
         return await asyncio.to_thread(function, *args, **kwargs)
 
     def body(self) -> dict:
-        data = self.get_json_body()  # HTTPError 400 when it is not JSON
+        """The JSON object of the request, refused (never a 500) when it is over
+        MAX_BODY_BYTES, not JSON, or nested deeper than MAX_JSON_DEPTH."""
+        raw = self.request.body or b""
+        if len(raw) > MAX_BODY_BYTES:
+            raise RequestError(f"the request body is {len(raw):,} bytes, over the "
+                               f"{MAX_BODY_BYTES:,} this API takes (a path and options)", 413)
+        if not raw.strip():
+            return {}
+        try:
+            data = json.loads(raw)
+        except RecursionError:
+            raise RequestError(f"the request body is nested too deeply (more than "
+                               f"{MAX_JSON_DEPTH} levels)") from None
+        except ValueError as err:
+            raise RequestError(f"the request body is not JSON: {err}") from None
+        if _depth(data) > MAX_JSON_DEPTH:
+            raise RequestError(f"the request body is nested too deeply (more than "
+                               f"{MAX_JSON_DEPTH} levels)")
         if data is None:
             return {}
         if not isinstance(data, dict):
@@ -134,11 +174,26 @@ class MlboxHandler(APIHandler):
         check_keys(options, set(allowed) - SERVER_SIDE_ONLY)
         return self.mlbox.resolve_options(options)
 
-    def _plan(self, path: Path):
-        """The image a build with the configured defaults would make (no Docker)."""
+    def _plan(self, path: Path, build: BuildOptions | None = None):
+        """The image a build with ``build`` (default: the configured defaults) would make."""
         from ..core.build import plan_notebook
 
-        return plan_notebook(path, self.mlbox.resolve_options()[0])[1]
+        return plan_notebook(path, build or self.mlbox.resolve_options()[0])[1]
+
+    async def traced(self, api_path: str, path: Path,
+                     build: BuildOptions) -> tuple[BuildOptions, str]:
+        """``build`` with what the notebook's open kernel loaded and read (unless the request
+        said ``trace: false``), and a note when that kernel could not be asked."""
+        from dataclasses import replace
+
+        from ..core.project import project_root
+        from .live_kernel import live_trace
+
+        if build.trace is False:
+            return build, ""
+        trace, note = await live_trace(self.serverapp, api_path,
+                                       project_root(path.parent.resolve(), build.context))
+        return (replace(build, live_trace=trace) if trace else build), note
 
 
 # --- jobs: builds, runs, exports ----------------------------------------------------------------
@@ -155,7 +210,10 @@ class JobSubmitHandler(MlboxHandler):
         body = self.body()
         api_path, path = self.resolve_path(body.get("path"))
         build, run = self.options(body, self.allowed_options)
+        build, note = await self.traced(api_path, path, build)
         label, work = self.work(body, path, build, run)
+        if note:
+            work = _noting(note, work)
         root = self.root_dir()
         job = self.jobs.submit(self.kind, api_path, work, label=label,
                                api_path=lambda file: _relative(file, root))
@@ -191,6 +249,9 @@ class RunsHandler(JobSubmitHandler):
                   else default_output_path(path))
         if output == path:
             raise RequestError("the output would overwrite the input notebook")
+        from ..core.notebook import check_output_path
+
+        check_output_path(output, flag="'output'")  # a 400 now, not a lost result later
         engine = self.mlbox.engine
         return f"Run {path.name}", lambda emit, cancel: run_notebook_file(
             engine(), path, output=output, build_options=build, options=run, on_event=emit,
@@ -207,9 +268,13 @@ class ExportsHandler(JobSubmitHandler):
             raise RequestError("'tag' is required: the image name, e.g. myteam/analysis:1.0")
         tag = normalized_tag(body["tag"])
         push = bool(body.get("push", False))
+        force = body.get("force", False)
+        if not isinstance(force, bool):
+            raise RequestError("'force' must be true or false")
         engine = self.mlbox.engine
         return f"Export {path.name} → {tag}", lambda emit, cancel: export_image(
-            engine(), path, tag, build_options=build, push=push, on_event=emit, cancel=cancel)
+            engine(), path, tag, build_options=build, push=push, on_event=emit, cancel=cancel,
+            force=force)
 
 
 class JobsHandler(MlboxHandler):
@@ -245,10 +310,11 @@ class RequirementsHandler(MlboxHandler):
     @web.authenticated
     async def get(self):
         api_path, path = self.resolve_path(self.get_query_argument("path", None))
-        self.finish(await self.in_thread(self._requirements, api_path, path))
+        build, _ = await self.traced(api_path, path, self.mlbox.resolve_options()[0])
+        self.finish(await self.in_thread(self._requirements, api_path, path, build))
 
-    def _requirements(self, api_path: str, path: Path) -> dict:
-        plan = self._plan(path)
+    def _requirements(self, api_path: str, path: Path, build: BuildOptions) -> dict:
+        plan = self._plan(path, build)
         image: dict[str, Any] = {"tag": plan.tag, "exists": None, "detail": ""}
         try:
             image["exists"] = self.mlbox.engine().image_exists(plan.tag)
@@ -259,14 +325,16 @@ class RequirementsHandler(MlboxHandler):
         return {"path": api_path, "requirements": data["requirements"],
                 "warnings": data["warnings"],
                 "local_modules": [_relative(p, root) for p in data["local_modules"]],
-                "image": image}
+                "system_packages": data["system_packages"], "locked": data["locked"],
+                "report": data["report"], "image": image}
 
 
 class DockerfileHandler(MlboxHandler):
     @web.authenticated
     async def get(self):
         api_path, path = self.resolve_path(self.get_query_argument("path", None))
-        plan = await self.in_thread(self._plan, path)
+        build, _ = await self.traced(api_path, path, self.mlbox.resolve_options()[0])
+        plan = await self.in_thread(self._plan, path, build)
         self.finish({"path": api_path, "tag": plan.tag, "dockerfile": plan.context.dockerfile})
 
 
@@ -311,6 +379,17 @@ class StatusHandler(MlboxHandler):
         status = doctor.status(checks)
         status["defaults"] = app.defaults.configured()
         return status
+
+
+def _noting(note: str, work: Work) -> Work:
+    """``work`` that first says ``note`` in the job's log."""
+    from ..core.events import EventKind, Phase, ProgressEvent
+
+    def noted(emit, cancel):
+        emit(ProgressEvent(Phase.INFERRING, EventKind.WARNING, note))
+        return work(emit, cancel)
+
+    return noted
 
 
 def _relative(path: Path | str, root: Path) -> str:

@@ -51,6 +51,32 @@ export interface IRequirement {
   requirement: string;
   origin: string;
   imports: string[];
+  /** For guesses: whether the package index confirmed it (null for other origins). */
+  verified: boolean | null;
+}
+
+export interface ISystemPackage {
+  name: string;
+  origin: string;
+  because: string;
+}
+
+/** One line of the plan's report (core/report.py): `label: text`, `key` for styling. */
+export interface IReportLine {
+  key: string;
+  label: string;
+  text: string;
+}
+
+/** What a build would reproduce and what it could not verify, before the build. */
+export interface IPlanReport {
+  notebook: string;
+  headline: string;
+  lines: IReportLine[];
+  lock: { file: string; distributions: number } | null;
+  files: { count: number; bytes: number; names: string[] };
+  system_packages: ISystemPackage[];
+  unverified: { requirement: string; name: string; imports: string[] }[];
 }
 
 export interface IRequirementsReply {
@@ -58,6 +84,9 @@ export interface IRequirementsReply {
   requirements: IRequirement[];
   warnings: string[];
   local_modules: string[];
+  system_packages: ISystemPackage[];
+  locked: boolean;
+  report: IPlanReport;
   image: { tag: string; exists: boolean | null; detail: string };
 }
 
@@ -73,6 +102,8 @@ export interface IJob {
   total: number | null;
   progress: number;
   warnings: string[];
+  /** The plan's report as text lines (headline first), once the job has planned. */
+  report?: string[];
   created: number;
   started: number | null;
   finished: number | null;

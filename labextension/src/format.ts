@@ -52,3 +52,22 @@ export function imageNameFor(path: string): string {
       .replace(/^-+|-+$/g, '') || 'notebook';
   return `${stem}:latest`;
 }
+
+/** How the panel says whether a lock is used: `lock: x.mlbox.lock (87 pinned)` / `no lock`. */
+export function lockLabel(
+  lock: { file: string; distributions: number } | null
+): string {
+  return lock
+    ? `lock: ${lock.file} (${lock.distributions} pinned, with hashes)`
+    : 'no lock: only direct requirements pinned';
+}
+
+/** A job's report lines (headline first, `before the build: ` dropped) for a collapsible
+ * block: `[summary, detail lines]`, or null when the job has not planned yet. */
+export function jobReport(lines: string[] | undefined): [string, string[]] | null {
+  if (!lines || !lines.length) {
+    return null;
+  }
+  const [head, ...rest] = lines;
+  return [head.replace(/^before the build: /, ''), rest.map(line => line.trim())];
+}

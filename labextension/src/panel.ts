@@ -11,7 +11,15 @@ import {
   post,
   requestAPI
 } from './api';
-import { formatAge, formatBytes, formatSeconds, imageNameFor, plainText } from './format';
+import {
+  formatAge,
+  formatBytes,
+  formatSeconds,
+  imageNameFor,
+  jobReport,
+  lockLabel,
+  plainText
+} from './format';
 import { mlboxIcon } from './icon';
 
 /** What the panel needs from the application. */
@@ -337,16 +345,27 @@ export class MlboxPanel extends Widget {
         list.append(el('li', { class: 'jp-MlboxPanel-empty' }, 'standard library only'));
       }
       for (const req of reply.requirements) {
+        const unverified = req.verified === false;
         list.append(
           el(
             'li',
-            { title: req.imports.length ? `import ${req.imports.join(', ')}` : '' },
+            {
+              title: req.imports.length ? `import ${req.imports.join(', ')}` : '',
+              ...(unverified ? { class: 'jp-mod-unverified' } : {})
+            },
             el('code', {}, req.requirement),
-            el('span', { class: `jp-MlboxPanel-origin jp-mod-${req.origin}` }, req.origin)
+            el(
+              'span',
+              { class: `jp-MlboxPanel-origin jp-mod-${req.origin}` },
+              unverified ? 'unverified guess' : req.origin
+            )
           )
         );
       }
       node.append(list);
+      if (reply.report) {
+        node.append(this.renderReport(reply));
+      }
       for (const warning of reply.warnings) {
         node.append(el('div', { class: 'jp-MlboxPanel-warning' }, `⚠ ${warning}`));
       }
@@ -377,13 +396,34 @@ export class MlboxPanel extends Widget {
     add(
       'Run in container',
       'Execute the whole notebook in a container; writes <name>.mlbox.ipynb',
-      () => void this.startJob('runs', path),
+      () =>
+        void this.startJob(
+          'runs',
+          path,
+          this.allowErrors ? { options: { allow_errors: true } } : {}
+        ),
       true
     );
     add('Export…', 'Export the notebook as a Docker image that runs it', () =>
       void this.exportNotebook(path)
     );
     node.append(buttons);
+    const allowErrors = el('input', { type: 'checkbox', name: 'allow-errors' });
+    allowErrors.checked = this.allowErrors;
+    allowErrors.onchange = () => {
+      this.allowErrors = allowErrors.checked;
+    };
+    node.append(
+      el(
+        'label',
+        {
+          class: 'jp-MlboxPanel-allowErrors',
+          title: 'Run every cell even after one raises (--allow-errors); the run still fails, listing every error'
+        },
+        allowErrors,
+        ' Run every cell, even after an error'
+      )
+    );
     if (this.loadingRequirements) {
       node.classList.add('jp-mod-loading');
     } else {
@@ -430,6 +470,25 @@ export class MlboxPanel extends Widget {
       if (job.message && !final) {
         row.append(el('div', { class: 'jp-MlboxPanel-job-message' }, job.message));
       }
+      const report = jobReport(job.report);
+      if (report) {
+        const [head, lines] = report;
+        const details = el(
+          'details',
+          { class: 'jp-MlboxPanel-job-report' },
+          el('summary', {}, `plan: ${head}`),
+          el('pre', {}, lines.join('\n'))
+        );
+        details.open = this.openReports.has(job.id);
+        details.ontoggle = () => {
+          if (details.open) {
+            this.openReports.add(job.id);
+          } else {
+            this.openReports.delete(job.id);
+          }
+        };
+        row.append(details);
+      }
       if (job.error) {
         row.append(el('pre', { class: 'jp-MlboxPanel-job-error' }, plainText(job.error)));
       }
@@ -469,6 +528,38 @@ export class MlboxPanel extends Widget {
       }
       node.append(row);
     }
+  }
+
+  /** The plan's report before any build: lock, requirement sources, files, system packages,
+   * unverified guesses. Every name goes in as text (el appends strings as text nodes). */
+  private renderReport(reply: IRequirementsReply): HTMLElement {
+    const report = reply.report;
+    const box = el(
+      'div',
+      { class: 'jp-MlboxPanel-report' },
+      el('div', { class: 'jp-MlboxPanel-report-head' }, `Before the build: ${report.headline}`),
+      el(
+        'div',
+        { class: `jp-MlboxPanel-lock ${report.lock ? 'jp-mod-locked' : 'jp-mod-unlocked'}` },
+        lockLabel(report.lock)
+      )
+    );
+    for (const line of report.lines) {
+      if (line.key === 'lock') {
+        continue; // said above
+      }
+      box.append(
+        el(
+          'div',
+          {
+            class: `jp-MlboxPanel-report-line jp-mod-${line.key}${line.key === 'unverified' ? ' jp-MlboxPanel-warning' : ''}`
+          },
+          el('strong', {}, `${line.label}: `),
+          line.text
+        )
+      );
+    }
+    return box;
   }
 
   private renderImages(): void {
@@ -512,6 +603,8 @@ export class MlboxPanel extends Widget {
   private images: IImage[] = [];
   private imagesError = '';
   private expanded = new Set<string>();
+  private openReports = new Set<string>();
+  private allowErrors = false;
   private logs = new Map<string, string[]>();
   private pollTimer = 0;
   private statusNode: HTMLElement;

@@ -38,3 +38,22 @@ test('imageNameFor makes a valid docker name', () => {
   assert.equal(imageNameFor('work/My Analysis.ipynb'), 'my-analysis:latest');
   assert.equal(imageNameFor('__.ipynb'), 'notebook:latest');
 });
+
+test('lockLabel says whether a lock is used', () => {
+  const { lockLabel } = require('../lib/cjs/format.js');
+  assert.equal(
+    lockLabel({ file: 'a.mlbox.lock', distributions: 12 }),
+    'lock: a.mlbox.lock (12 pinned, with hashes)'
+  );
+  assert.match(lockLabel(null), /^no lock/);
+});
+
+test('jobReport splits the headline from the lines', () => {
+  const { jobReport } = require('../lib/cjs/format.js');
+  assert.equal(jobReport(undefined), null);
+  assert.equal(jobReport([]), null);
+  assert.deepEqual(
+    jobReport(['before the build: 2 requirements · no lock', '  imports: numpy', '  lock: none']),
+    ['2 requirements · no lock', ['imports: numpy', 'lock: none']]
+  );
+});

@@ -11,8 +11,8 @@ from IPython.core.interactiveshell import InteractiveShell
 from jupyter_mlbox.core.options import GpuRequest
 from jupyter_mlbox.errors import SerializationError
 from jupyter_mlbox.magics import is_setup_cell
-from jupyter_mlbox.variables import (dumper_cell_source, loader_cell_source, pack_variables,
-                                     split_names, unpack_variables)
+from jupyter_mlbox.variables import (OUTPUT_FILE, dumper_cell_source, loader_cell_source,
+                                     pack_variables, read_out_values, split_names)
 
 
 @pytest.fixture(scope="module")
@@ -112,22 +112,27 @@ def test_variables_round_trip_locally_through_the_generated_cells(tmp_path, monk
     exec(loader_cell_source(["df", "obj"]), namespace)
     assert namespace["df"].a.sum() == 3 and namespace["obj"].v == 5
     namespace["result"] = namespace["df"].a * 10
-    exec(dumper_cell_source(["result"]), namespace)
-    values = unpack_variables((tmp_path / ".mlbox-out.pkl").read_bytes())
-    assert list(values["result"]) == [10, 20]
+    namespace["obj_back"] = namespace["obj"]
+    exec(dumper_cell_source(["result", "obj_back"], out_pickle=True), namespace)
+    values = read_out_values((tmp_path / OUTPUT_FILE).read_bytes(), ["result", "obj_back"],
+                             out_pickle=True)
+    assert list(values["result"]) == [10, 20] and values["obj_back"].v == 5
 
     namespace["gen"] = (i for i in range(3))
     exec(dumper_cell_source(["gen", "nothere"]), namespace)
     with pytest.raises(SerializationError) as err:
-        unpack_variables((tmp_path / ".mlbox-out.pkl").read_bytes())
-    assert "gen: generator cannot be pickled" in str(err.value)
+        read_out_values((tmp_path / OUTPUT_FILE).read_bytes(), ["gen", "nothere"])
+    assert "gen (a builtins.generator)" in str(err.value) and "--out-pickle" in str(err.value)
     assert "nothere: the cell did not define it" in str(err.value)
 
 
-def test_python_minor_mismatch_is_refused_clearly():
-    data = pack_variables({"x": 1}, ["x"]).replace(b" 3.", b" 2.", 1)
+def test_python_minor_mismatch_is_refused_clearly(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    namespace = {"x": object()}
+    exec(dumper_cell_source(["x"], out_pickle=True), namespace)
+    data = (tmp_path / OUTPUT_FILE).read_bytes().replace(b'"python": "3.', b'"python": "2.', 1)
     with pytest.raises(SerializationError, match=r"pickled by Python 2\.\d+ but this kernel runs"):
-        unpack_variables(data)
+        read_out_values(data, ["x"], out_pickle=True)
     assert split_names(["a,b", "b", " c "]) == ["a", "b", "c"]
 
 

@@ -13,7 +13,7 @@ from jupyter_mlbox.server.jobs import JobManager
 from tests.conftest import work_until_cancelled
 
 JOB_FIELDS = {"id", "kind", "path", "label", "status", "phase", "message", "step", "total",
-              "progress", "warnings", "created", "started", "finished", "elapsed", "result",
+              "progress", "warnings", "report", "created", "started", "finished", "elapsed", "result",
               "error", "error_type", "log"}
 
 

@@ -170,3 +170,111 @@ def test_docker_unreachable_is_said_clearly(lab_without_docker, page, screenshot
     expect(panel.locator(".jp-MlboxPanel-image")).to_contain_text("Docker unreachable")
     expect(panel.locator(".jp-MlboxPanel-images")).to_contain_text("Docker is unreachable")
     screenshot("08-docker-unreachable", panel)
+
+
+# --- the plan's report (issue 13 item 7, issue 8): before any build ---------------------------
+
+#: A data file name that is HTML: the panel must show it as text, never run it.
+HOSTILE_FILE = "<img src=x onerror=window.__mlboxInjected=1>.csv"
+
+
+@pytest.fixture(scope="module")
+def lab_offline_index(built_labextension, tmp_path_factory):
+    """A lab whose package index is a closed port, so a guess stays unverified: a notebook
+    with a guess (graphviz, which also implies the graphviz Debian package) and a data file
+    whose name is HTML, and a notebook with a lock beside it."""
+    from jupyter_mlbox.core.build import plan_notebook
+
+    from ..conftest import write_notebook
+    from .conftest import start_lab, stop_lab
+
+    tmp = tmp_path_factory.mktemp("lab-offline-index")
+    root = tmp / "notebooks"
+    root.mkdir()
+    (root / HOSTILE_FILE).write_text("a\n1\n")
+    write_notebook(root / "unsure.ipynb", [
+        f"import numpy as np\nimport graphviz\nrows = open({HOSTILE_FILE!r}).read()"])
+    locked = write_notebook(root / "locked.ipynb", ["import numpy as np"])
+    requirements = plan_notebook(locked)[1].spec.requirements  # this kernel = the server's
+    (root / "locked.mlbox.lock").write_text("".join(f"{r}\n" for r in requirements))
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("PIP_INDEX_URL", "http://127.0.0.1:9/simple/")
+        patch.setenv("PIP_EXTRA_INDEX_URL", " ")
+        process, server = start_lab(tmp, root)
+    yield server
+    stop_lab(process)
+
+
+def test_report_shows_unverified_guess_system_package_and_lock(lab_offline_index, page,
+                                                              screenshot):
+    panel = open_notebook_with_panel(page, lab_offline_index, "unsure.ipynb")
+    report = panel.locator(".jp-MlboxPanel-report")
+    expect(report).to_contain_text("Before the build:", timeout=60_000)
+    expect(report).to_contain_text("1 unverified")
+    expect(panel.locator(".jp-MlboxPanel-requirements li.jp-mod-unverified")) \
+        .to_contain_text("graphviz")
+    expect(panel.locator(".jp-MlboxPanel-requirements li.jp-mod-unverified")) \
+        .to_contain_text("unverified guess")
+    unverified = report.locator(".jp-MlboxPanel-report-line.jp-mod-unverified")
+    expect(unverified).to_have_count(1)
+    expect(unverified).to_contain_text("graphviz (a guess for `import graphviz`")
+    expect(report.locator(".jp-MlboxPanel-report-line.jp-mod-system")) \
+        .to_contain_text("graphviz (import graphviz)")
+    expect(report.locator(".jp-MlboxPanel-lock")).to_have_text(re.compile("^no lock"))
+    # a file name that is HTML is shown as its text, never parsed
+    files = report.locator(".jp-MlboxPanel-report-line.jp-mod-files")
+    expect(files).to_contain_text(HOSTILE_FILE)
+    assert panel.locator("img").count() == 0
+    assert page.evaluate("window.__mlboxInjected") is None
+    screenshot("09-panel-report-unverified", panel)
+
+    panel = open_notebook_with_panel(page, lab_offline_index, "locked.ipynb")
+    expect(panel.locator(".jp-MlboxPanel-path")).to_have_text("locked.ipynb")
+    lock = panel.locator(".jp-MlboxPanel-lock")
+    expect(lock).to_have_text(re.compile(r"^lock: locked\.mlbox\.lock \(\d+ pinned, with "
+                                         r"hashes\)$"), timeout=60_000)
+    expect(panel.locator(".jp-MlboxPanel-report")).not_to_contain_text("unverified")
+
+
+def test_allow_errors_checkbox_runs_every_cell_and_the_job_says_so(engine, lab, page,
+                                                                  screenshot):
+    from jupyter_mlbox.core.images import list_mlbox_images
+
+    from ..conftest import write_notebook
+
+    write_notebook(lab.root / "oops.ipynb", [
+        "import numpy as np\nraise ValueError('first failure')",
+        "raise KeyError('second failure')",
+        "print('last cell ran', int(np.arange(4).sum()))",
+    ])
+    try:
+        panel = open_notebook_with_panel(page, lab, "oops.ipynb")
+        expect(panel.locator(".jp-MlboxPanel-path")).to_have_text("oops.ipynb")
+        expect(panel.locator(".jp-MlboxPanel-report")).to_contain_text("Before the build:")
+        checkbox = panel.get_by_role("checkbox", name="Run every cell, even after an error")
+        expect(checkbox).not_to_be_checked()
+        checkbox.check()
+        panel.get_by_role("button", name="Run in container").click()
+        run = job_row(panel, "Run oops.ipynb")
+        wait_final(run, "failed")
+        expect(run.locator(".jp-MlboxPanel-job-error")).to_contain_text(
+            "2 cells raised (the run went on to the end)")
+        expect(run.locator(".jp-MlboxPanel-job-error")).to_contain_text("ValueError")
+        expect(run.locator(".jp-MlboxPanel-job-error")).to_contain_text("KeyError")
+        # the job kept the plan's report, said before its build
+        plan = run.locator(".jp-MlboxPanel-job-report")
+        expect(plan.locator("summary")).to_contain_text("plan: 1 requirement · no lock")
+        plan.locator("summary").click()
+        expect(plan.locator("pre")).to_contain_text("imports: numpy")
+        screenshot("10-panel-allow-errors", panel)
+        import nbformat
+
+        executed = nbformat.read(lab.root / "oops.mlbox.ipynb", as_version=4)
+        last = executed.cells[2].outputs
+        assert any("last cell ran 6" in o.get("text", "") for o in last), last
+        # the checkbox stays as the user left it across re-renders
+        expect(checkbox).to_be_checked()
+    finally:
+        for image in list_mlbox_images(engine):
+            if image.notebook == "oops.ipynb":
+                engine.remove_image(image.tag, force=True)
