@@ -19,6 +19,7 @@ def build_work(plan, rebuild: bool, engine: Callable, fresh: Callable[[list], li
 
         for warning in fresh(plan.warnings):
             emit(ProgressEvent(Phase.INFERRING, EventKind.WARNING, warning))
+        emit(ProgressEvent(Phase.INFERRING, EventKind.REPORT, plan.report().text()))
         return build_image(engine(), plan, rebuild=rebuild, on_event=emit, cancel=cancel)
 
     return work

@@ -36,6 +36,7 @@ def test_line_commands(tmp_path, shared_image):
     assert dockerfile.count("FROM ") == 2 and "six>=1.16" in dockerfile  # the --pip reached it
     assert streams(nb.cells[4], "stdout").strip() == shared_image
     assert f"reused {shared_image}" in streams(nb.cells[4], "stderr")
+    assert "before the build: " in streams(nb.cells[4], "stderr")  # the plan's summary
     status = streams(nb.cells[5], "stdout")
     assert "ok  docker daemon" in status and "GPU runtime" in status
     assert f"ok  image: {shared_image}" in status and "is up to date" in status
