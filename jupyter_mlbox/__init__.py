@@ -13,7 +13,18 @@ def load_ipython_extension(ipython):
 
     record_opened()  # what the notebook reads from now on: those files travel with %%mlbox
     warm_baseline()  # a fresh kernel's modules, so the first %%mlbox need not wait for them
+    _reap_in_background()  # containers of runs whose process was killed (SIGKILL, a crash)
     ipython.register_magics(MlboxMagics(ipython))
+
+
+def _reap_in_background() -> None:
+    """Remove orphaned containers (core/orphans.py) off the caller's thread: a slow or absent
+    daemon never delays a kernel or a server start."""
+    import threading
+
+    from .core.orphans import reap_quietly
+
+    threading.Thread(target=reap_quietly, name="mlbox-reaper", daemon=True).start()
 
 
 def _jupyter_server_extension_points():

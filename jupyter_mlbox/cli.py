@@ -15,7 +15,8 @@ from typing import Sequence
 
 from ._version import __version__
 from .core.options import BUILD_OPTIONS, RUN_OPTIONS, add_arguments, resolve_options
-from .errors import BuildError, CellExecutionError, MlboxError, OptionError
+from .core.events import interrupted_during, terminal_safe
+from .errors import BuildError, CellExecutionError, MlboxError, OptionError, RunTimeoutError
 
 EXIT_OK, EXIT_CELL_FAILED, EXIT_USAGE, EXIT_ERROR, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
 
@@ -24,6 +25,8 @@ def build_parser() -> argparse.ArgumentParser:
     """Every command's arguments; option defaults are filled in later from MlboxDefaults."""
     common = argparse.ArgumentParser(add_help=False)
     add_arguments(common.add_argument_group("image options"), BUILD_OPTIONS)
+    daemon = argparse.ArgumentParser(add_help=False)  # every command that talks to a daemon
+    add_arguments(daemon.add_argument_group("daemon"), ("host",))
     common.add_argument("-q", "--quiet", action="store_true", help="print only results and "
                         "warnings")
     common.add_argument("-v", "--verbose", action="store_true", help="also print build logs "
@@ -36,7 +39,8 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
     def notebook_command(name: str, help_text: str) -> argparse.ArgumentParser:
-        command = sub.add_parser(name, parents=[common], help=help_text, description=help_text)
+        command = sub.add_parser(name, parents=[common, daemon], help=help_text,
+                                 description=help_text)
         command.add_argument("notebook", type=Path, help="the .ipynb file")
         return command
 
@@ -51,16 +55,30 @@ def build_parser() -> argparse.ArgumentParser:
                            "notebook")
     run.add_argument("-o", "--output", type=Path,
                      help="where to write the executed notebook (default: <stem>.mlbox.ipynb)")
-    add_arguments(run.add_argument_group("run options"), RUN_OPTIONS)
+    add_arguments(run.add_argument_group("run options"),
+                  [name for name in RUN_OPTIONS if name != "host"])
     export = notebook_command("export", "build a self-contained image that executes the "
                               "notebook (docker run -v $PWD/out:/out TAG)")
     export.add_argument("-t", "--tag", required=True, help="image name, e.g. "
                         "registry.example.com/team/analysis:1.0")
     export.add_argument("--push", action="store_true", help="push to the registry in the tag")
-    sub.add_parser("doctor", help="check the daemon, base image, GPU runtime and pip settings",
-                   description="check the daemon, base image, GPU runtime and pip settings")
-    sub.add_parser("images", help="list the images jupyter_mlbox made",
-                   description="list the images jupyter_mlbox made")
+    export.add_argument("--force", action="store_true", help="move TAG even when it names an "
+                        "image that is not an earlier export of this notebook (never a base "
+                        "image or an mlbox/NAME:HASH tag)")
+    sub.add_parser("doctor", parents=[daemon],
+                   help="check the daemon, base image, GPU runtime and pip settings",
+                   description="check the daemon (and which setting chose it), base image, GPU "
+                   "runtime and pip settings")
+    images = sub.add_parser("images", parents=[daemon],
+                            help="list the images jupyter_mlbox made",
+                            description="list the images jupyter_mlbox made")
+    images.add_argument("--all", action="store_true", help="also the leftovers `prune` "
+                        "removes: builder-stage images (the layer cache of the dependency "
+                        "install) and untagged images")
+    sub.add_parser("prune", parents=[daemon], help="remove jupyter_mlbox's builder-stage and untagged images "
+                   "(never a tagged image, never another tool's)",
+                   description="remove jupyter_mlbox's builder-stage and untagged images; the "
+                   "next build of new requirements installs them without the layer cache")
     return parser
 
 
@@ -110,7 +128,8 @@ def cmd_build(args, progress) -> int:
     from .core.build import build_notebook
     from .core.engine import connect
 
-    result = build_notebook(connect(), args.notebook, args.build, on_event=progress)
+    result = build_notebook(connect(args.run.host), args.notebook, args.build,
+                            on_event=progress)
     _done(progress, result)
     print(result.tag)
     return EXIT_OK
@@ -121,16 +140,16 @@ def cmd_run(args, progress) -> int:
     from .core.run import run_notebook_file
 
     try:
-        result = run_notebook_file(connect(), args.notebook, output=args.output,
+        result = run_notebook_file(connect(args.run.host), args.notebook, output=args.output,
                                    build_options=args.build, options=args.run,
                                    on_event=progress)
-    except CellExecutionError as err:
+    except (CellExecutionError, RunTimeoutError) as err:
         progress.close()
-        print(f"error: {err}", file=sys.stderr)
+        print(terminal_safe(f"error: {err}"), file=sys.stderr)  # text made in the container
         if err.output_path is not None:
             print(f"the executed notebook, up to the failing cell, is in {err.output_path}",
                   file=sys.stderr)
-        return EXIT_CELL_FAILED
+        return EXIT_CELL_FAILED if isinstance(err, CellExecutionError) else EXIT_ERROR
     progress.close()
     print(f"wrote {result.output_path} ({result.summary()})", file=sys.stderr)
     print(result.output_path)
@@ -141,8 +160,9 @@ def cmd_export(args, progress) -> int:
     from .core.engine import connect
     from .core.export import export_image
 
-    result = export_image(connect(), args.notebook, args.tag, build_options=args.build,
-                          push=args.push, on_event=progress)
+    result = export_image(connect(args.run.host), args.notebook, args.tag,
+                          build_options=args.build,
+                          push=args.push, on_event=progress, force=args.force)
     _done(progress, result)
     print(result.tag)
     return EXIT_OK
@@ -151,7 +171,7 @@ def cmd_export(args, progress) -> int:
 def cmd_doctor(args, progress) -> int:
     from .core.doctor import diagnose, healthy
 
-    checks = diagnose(args.build.base_image)
+    checks = diagnose(args.build.base_image, host=args.run.host)
     for check in checks:
         print(check.line())
     return EXIT_OK if healthy(checks) else EXIT_ERROR
@@ -159,16 +179,68 @@ def cmd_doctor(args, progress) -> int:
 
 def cmd_images(args, progress) -> int:
     from .core.engine import connect
-    from .core.images import list_mlbox_images
+    from .core.images import list_leftover_images, list_mlbox_images
 
-    for image in list_mlbox_images(connect()):
+    engine = connect(args.run.host)
+    for image in list_mlbox_images(engine):
         print(f"{image.tag}\t{image.size / 1e6:.0f} MB\t{image.created}\t{image.notebook}")
+    if getattr(args, "all", False):
+        for image in list_leftover_images(engine):
+            print(f"{image.tag}\t{image.size / 1e6:.0f} MB\t{image.created}\t{image.kind}")
+    return EXIT_OK
+
+
+def cmd_prune(args, progress) -> int:
+    from .core.engine import connect
+    from .core.images import prune_leftover_images
+
+    removed, kept = prune_leftover_images(connect(args.run.host))
+    for image in removed:
+        print(f"removed {image.id[7:19]} ({image.kind}, {image.size / 1e6:.0f} MB)")
+    for image, why in kept:
+        print(f"kept {image.id[7:19]}: {why}", file=sys.stderr)
+    print(f"removed {len(removed)} images, {sum(i.size for i in removed) / 1e6:.0f} MB",
+          file=sys.stderr)
     return EXIT_OK
 
 
 COMMANDS = {"requirements": cmd_requirements, "dockerfile": cmd_dockerfile, "lock": cmd_lock,
             "build": cmd_build,
-            "run": cmd_run, "export": cmd_export, "doctor": cmd_doctor, "images": cmd_images}
+            "run": cmd_run, "export": cmd_export, "doctor": cmd_doctor, "images": cmd_images,
+            "prune": cmd_prune}
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM or SIGHUP (``kill``, ``timeout``, a closed terminal): raised where the main
+    thread is, so it takes Ctrl-C's way out: the build stopped, the container and temp files
+    removed, exit 130."""
+
+
+def _terminate(signum, frame) -> None:
+    import signal
+
+    raise Terminated(signal.Signals(signum).name)
+
+
+def _handle_termination() -> None:
+    import signal
+
+    for name in ("SIGTERM", "SIGHUP"):
+        number = getattr(signal, name, None)
+        if number is not None and signal.getsignal(number) is not signal.SIG_IGN:
+            signal.signal(number, _terminate)  # nohup's SIG_IGN stays: the user asked for it
+
+
+def _start_reaper():
+    """Remove containers of earlier runs whose process is gone (SIGKILL, a crash, a daemon
+    restart), beside the command (a daemon that does not answer only skips it)."""
+    import threading
+
+    from .core.orphans import reap_quietly
+
+    reaper = threading.Thread(target=reap_quietly, name="mlbox-reaper", daemon=True)
+    reaper.start()
+    return reaper
 
 
 def _error(err: MlboxError) -> str:
@@ -179,7 +251,7 @@ def _error(err: MlboxError) -> str:
             text += f"\nfailing step: {err.step}"
         if err.log:
             text += f"\n--- build log (tail) ---\n{err.log_tail()}"
-    return text
+    return terminal_safe(text)  # a build log and a container's output are not ours
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -194,12 +266,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.exit(EXIT_USAGE, f"{parser.prog}: error: {err}\n")
     progress = TerminalProgress(quiet=getattr(args, "quiet", False),
                                 verbose=getattr(args, "verbose", False))
+    reaper = _start_reaper()
     try:
-        return COMMANDS[args.command](args, progress)
+        _handle_termination()
+        try:
+            return COMMANDS[args.command](args, progress)
+        finally:
+            reaper.join(timeout=30)
     except KeyboardInterrupt:
         progress.close()
-        print("interrupted: the build was stopped and the container removed; nothing was "
-              "written", file=sys.stderr)
+        print(f"interrupted: {interrupted_during(progress.state.phase)}", file=sys.stderr)
         return EXIT_INTERRUPTED
     except OptionError as err:
         progress.close()

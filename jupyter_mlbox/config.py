@@ -27,6 +27,7 @@ class MlboxDefaults(Configurable):
 
     base_image = Unicode(None, allow_none=True, help=help_of("base_image")).tag(config=True)
     gpus = Unicode("none", help=help_of("gpus")).tag(config=True)
+    host = Unicode(None, allow_none=True, help=help_of("host")).tag(config=True)
     timeout = Float(None, allow_none=True, help=help_of("timeout")).tag(config=True)
     memory = Unicode(None, allow_none=True, help=help_of("memory")).tag(config=True)
     cpus = Float(None, allow_none=True, help=help_of("cpus")).tag(config=True)

@@ -132,7 +132,16 @@ class ContainerExitError(MlboxError):
 
 
 class RunTimeoutError(MlboxError):
-    """The run took longer than its timeout; the container was removed."""
+    """The run took longer than its timeout, or a cell stalled; the container was removed.
+    ``notebook`` holds what the cells made until then (None when the runner could not write
+    it), ``output_path`` where it was written."""
+
+    def __init__(self, message: str, *, notebook=None, failed_cell: int | None = None,
+                 output_path=None) -> None:
+        self.notebook = notebook
+        self.failed_cell = failed_cell
+        self.output_path = output_path
+        super().__init__(message)
 
 
 class UserCancelledError(MlboxError):

@@ -79,7 +79,8 @@ class MlboxMagics(Magics):
     def __init__(self, shell=None, **kwargs) -> None:
         super().__init__(shell, **kwargs)
         self.defaults = load_defaults()
-        self._engine = None
+        self._engine = None  # the daemon used last (what a failed cell's cleanup talks to)
+        self._engines: dict[str, object] = {}
         self.last_view = None
         self._warned: set[str] = set()
         if shell is not None:
@@ -87,11 +88,15 @@ class MlboxMagics(Magics):
 
     # --- shared helpers ------------------------------------------------------------------------
 
-    def engine(self):
+    def engine(self, host: str | None = None):
+        """The daemon ``host`` names (``--host``: a docker context or a URL; default: the
+        configured one, else the environment's), one connection per daemon per kernel."""
         from .core.engine import connect
 
-        if self._engine is None:
-            self._engine = connect()
+        key = host or self.defaults.host or ""
+        if key not in self._engines:
+            self._engines[key] = connect(key or None)
+        self._engine = self._engines[key]
         return self._engine
 
     def _parse(self, func, line: str) -> argparse.Namespace:
@@ -173,7 +178,8 @@ class MlboxMagics(Magics):
     def _cell_job(self, line: str, cell: str) -> ViewedTask:
         request = self.prepare_cell(line, cell)
         return self._job(
-            request.args, "%%mlbox", cells.cell_work(request, self.engine, self._fresh),
+            request.args, "%%mlbox",
+            cells.cell_work(request, lambda: self.engine(request.run_options.host), self._fresh),
             lambda view, result: own(cells.cell_done, request, view, result, self.shell.user_ns),
             lambda view, err: own(cells.cell_failed, request, view, err, self._engine))
 
@@ -267,13 +273,13 @@ class MlboxMagics(Magics):
     def _line_status(self, args):
         from .core.doctor import diagnose
 
-        build_options, _ = self._options(args)
+        build_options, run_options = self._options(args)
         context = kernel_context(self.shell)
-        for check in diagnose(build_options.base_image):
+        for check in diagnose(build_options.base_image, host=run_options.host):
             print(check.line())
         plan = self._plan(build_options, context)
         try:
-            present = self.engine().image_exists(plan.tag)
+            present = self.engine(run_options.host).image_exists(plan.tag)
         except MlboxError:
             present = False
         print(f"{'ok ' if present else 'NO '} image: {plan.tag} for {context.described} "
@@ -283,7 +289,7 @@ class MlboxMagics(Magics):
     def _line_images(self, args):
         from .core.images import list_mlbox_images
 
-        images = list_mlbox_images(self.engine())
+        images = list_mlbox_images(self.engine(self._options(args)[1].host))
         if not images:
             print("no jupyter_mlbox images on this daemon")
         for image in images:
@@ -291,9 +297,10 @@ class MlboxMagics(Magics):
                   f"{image.notebook}")
 
     def _line_build(self, args) -> ViewedTask:
-        build_options, _ = self._options(args)
+        build_options, run_options = self._options(args)
         plan = self._plan(build_options)
-        work = commands.build_work(plan, build_options.rebuild, self.engine, self._fresh)
+        work = commands.build_work(plan, build_options.rebuild,
+                                   lambda: self.engine(run_options.host), self._fresh)
         return self._job(args, "%mlbox build", work, commands.build_done, commands.build_failed)
 
     def _line_lock(self, args):
@@ -321,6 +328,6 @@ class MlboxMagics(Magics):
         output = Path(args.output) if args.output else default_output_path(path)
         build_options, run_options = self._options(args)
         work = commands.run_work(path, output, with_live_trace(self.shell, path, build_options),
-                                 run_options, self.engine)
+                                 run_options, lambda: self.engine(run_options.host))
         return self._job(args, f"%mlbox run {path.name}", work, commands.run_done,
                          commands.run_failed)

@@ -9,7 +9,7 @@ import shutil
 import sys
 from typing import TextIO
 
-from .core.events import EventKind, ProgressEvent, ProgressState
+from .core.events import EventKind, ProgressEvent, ProgressState, terminal_safe
 
 
 class TerminalProgress:
@@ -49,6 +49,7 @@ class TerminalProgress:
         self._line(f"{elapsed} {prefix}{event}")
 
     def _status(self, text: str) -> None:
+        text = terminal_safe(text)  # build and container output: no OSC, title or clipboard
         width = shutil.get_terminal_size((100, 20)).columns - 1
         self.stream.write("\r" + text[:width].ljust(width))
         self.stream.flush()
@@ -58,7 +59,7 @@ class TerminalProgress:
         if self._live:
             self.stream.write("\r" + " " * (shutil.get_terminal_size((100, 20)).columns - 1) + "\r")
             self._live = False
-        self.stream.write(text + "\n")
+        self.stream.write(terminal_safe(text) + "\n")
         self.stream.flush()
 
     def close(self) -> None:

@@ -26,6 +26,7 @@ from .report import PlanReport, import_sources, plan_report
 from .project import (collect_files, local_code, project_for, project_root,
                       referenced_paths, sys_path_dirs)
 from .lock import locked, python_of
+from .build_lock import build_lock
 from .trace import trace_notebook
 from .shared_libraries import stop_sentence
 from ..errors import BuildError, MissingLibraryError
@@ -226,6 +227,25 @@ def build_image(engine: Engine, plan: ImagePlan, *, rebuild: bool = False,
         on_event(ProgressEvent("building", "info", f"image {tag} is up to date; nothing to build"))
         return BuildResult(tag, False, engine.image_attrs(tag).get("Size", 0),
                            time.monotonic() - started)
+    # One build per tag: a concurrent request for it (another job, kernel or CLI run on this
+    # host) waits here, then reuses what that build made.
+    with build_lock(f"{engine.host} {tag}", cancel=cancel, what=f"a concurrent build of {tag}",
+                    on_wait=lambda: on_event(ProgressEvent(
+                        "building", "info", f"waiting for a concurrent build of {tag}"))) \
+            as waited:
+        if (waited or not rebuild) and engine.image_exists(tag):
+            on_event(ProgressEvent("building", "info", f"image {tag} is up to date (made by a "
+                                                       f"concurrent build); nothing to build"))
+            return BuildResult(tag, False, engine.image_attrs(tag).get("Size", 0),
+                               time.monotonic() - started)
+        return _build_locked(engine, plan, rebuild=rebuild, on_event=on_event, cancel=cancel,
+                             started=started)
+
+
+def _build_locked(engine: Engine, plan: ImagePlan, *, rebuild: bool,
+                  on_event: ProgressCallback, cancel: CancelToken | None,
+                  started: float) -> BuildResult:
+    tag = plan.tag
     base = plan.spec.base_image
     if not engine.image_exists(base):
         on_event(ProgressEvent("building", "info", f"pulling base image {base}"))
@@ -238,7 +258,7 @@ def build_image(engine: Engine, plan: ImagePlan, *, rebuild: bool = False,
             plan.context.tar_bytes(), tag,
             on_line=lambda line: on_event(ProgressEvent("building", "log", line)),
             on_step=lambda i, n, text: on_event(ProgressEvent("building", "step", text, i, n)),
-            cancel=cancel, nocache=rebuild, step_label=plan.context.step_label)
+            cancel=cancel, nocache=rebuild)
     except BuildError as err:  # the library check's sentence is the message, not "returned 3"
         sentence = stop_sentence(err.log)
         if sentence is None:

@@ -3,15 +3,16 @@
 It must run with only the standard library, nbformat and nbclient, since that is all an image
 has. It is also imported on the host for ``inject_parameters``, so there is one implementation.
 
-    python runner.py IN.ipynb OUT.ipynb [--cell-timeout S] [-p NAME VALUE]... [--params-json J]
-                     [--allow-errors]
+    python runner.py IN.ipynb OUT.ipynb [--cell-timeout S] [--run-timeout S] [--inactivity S]
+                     [-p NAME VALUE]... [--params-json J]
+                     [--allow-errors] [--exit-when-stdin-closes]
 
 Parameters can also come from environment variables ``MLBOX_PARAM_<NAME>``. The executed
 notebook is always written to OUT (atomically), even when a cell fails, with the outcome in
 ``metadata.mlbox``; outputs stored in IN are cleared first, and cells after a failure are
 marked ``metadata.mlbox.status = "not-run"``. Exit status: 0 every cell ran, 1 a cell raised
 (with ``--allow-errors``: any cell raised, all listed), 2 the kernel died,
-3 a cell timed out, 4 the input or output was unusable.
+3 a cell timed out, 4 the input or output was unusable, 5 its owner went away.
 """
 from __future__ import annotations
 
@@ -22,8 +23,13 @@ import json
 import os
 import sys
 import tempfile
+import keyword
+import threading
+import time
 
 EXIT_OK, EXIT_CELL_ERROR, EXIT_KERNEL_DIED, EXIT_TIMEOUT, EXIT_BAD_INPUT = 0, 1, 2, 3, 4
+#: The owner of the run (the host process) went away: see exit_when_stdin_closes.
+EXIT_OWNER_GONE = 5
 PARAM_ENV_PREFIX = "MLBOX_PARAM_"
 
 
@@ -44,6 +50,10 @@ def inject_parameters(nb, parameters):
     if not parameters:
         return nb
     import nbformat
+
+    for name in parameters:  # a name is written into code: only a plain identifier may be one
+        if not isinstance(name, str) or not name.isidentifier() or keyword.iskeyword(name):
+            raise ValueError(f"parameter name {name!r} is not a Python identifier")
 
     nb = copy.deepcopy(nb)
     source = "# Parameters injected by jupyter_mlbox\n" + "\n".join(
@@ -124,24 +134,93 @@ def _errors(nb):
     return found
 
 
-def execute(nb, *, cell_timeout=None, cwd=None, allow_errors=False):
+def _stalled(nb, index, limit, output):
+    """A cell busy without output for ``limit`` seconds: write what it made so far, marked,
+    and end the runner (the container, its kernel with it). Called from the watchdog thread."""
+    import nbformat
+
+    for _ in range(3):  # the client's thread may be appending an output just now
+        try:
+            snapshot = nbformat.from_dict(copy.deepcopy(dict(nb)))
+            break
+        except RuntimeError:
+            time.sleep(0.05)
+    else:
+        snapshot = nb
+    err = RuntimeError(f"cell {index + 1} made no output and did not finish for {limit:g} s")
+    err.ename, err.evalue = "Stalled", str(err)
+    outcome = _failure(err, snapshot, "stalled", [index])
+    snapshot.cells[index].setdefault("metadata", {})["mlbox"] = {"status": "stalled"}
+    snapshot.metadata["mlbox"] = outcome
+    try:
+        _write_atomic(snapshot, output)
+    finally:
+        print(f"mlbox-runner: stalled: {err}", file=sys.stderr, flush=True)
+        os._exit(EXIT_TIMEOUT)
+
+
+def execute(nb, *, cell_timeout=None, cwd=None, allow_errors=False, run_timeout=None,
+            inactivity=None, output=None):
     """Run every cell; return (executed notebook, outcome dict, exit status).
 
     Cells tagged ``raises-exception`` may raise (nbclient's convention); ``allow_errors`` runs
-    to the end whatever raises, and the outcome lists every error (exit status 1 if any)."""
+    to the end whatever raises, and the outcome lists every error (exit status 1 if any).
+    ``cell_timeout`` bounds each cell and ``run_timeout`` all of them together (seconds, floats
+    welcome: nbclient's own ``timeout`` is an int, so they go through ``timeout_func``); a
+    timed-out cell keeps what it printed and is marked ``timed-out``. ``inactivity``: a cell
+    that makes no output and does not finish for that long is stalled (exit 3, the notebook
+    written to ``output``)."""
     from nbclient import NotebookClient
     from nbclient.exceptions import CellExecutionError, CellTimeoutError, DeadKernelError
 
     started = []
+    deadline = None if not run_timeout else time.monotonic() + run_timeout
+    activity = {"last": time.monotonic(), "busy": None}
+
+    def cell_limit(cell):
+        limits = [cell_timeout] if cell_timeout else []
+        if deadline is not None:
+            limits.append(max(0.001, deadline - time.monotonic()))
+        return min(limits) if limits else None
+
+    class Client(NotebookClient):
+        """Counts a cell busy from its start until the kernel is done with it (reply and
+        outputs); any message of the cell is activity."""
+
+        async def async_execute_cell(self, cell, cell_index, *args, **kwargs):
+            activity.update(last=time.monotonic(), busy=cell_index)
+            try:
+                return await super().async_execute_cell(cell, cell_index, *args, **kwargs)
+            finally:
+                activity.update(last=time.monotonic(), busy=None)
+
+        def process_message(self, msg, cell, cell_index):
+            activity["last"] = time.monotonic()
+            return super().process_message(msg, cell, cell_index)
+
+    if inactivity and output:
+        def watch():
+            while True:
+                time.sleep(min(1.0, inactivity / 4))
+                busy = activity["busy"]
+                if busy is not None and time.monotonic() - activity["last"] > inactivity:
+                    _stalled(nb, busy, inactivity, output)
+
+        threading.Thread(target=watch, name="mlbox-inactivity", daemon=True).start()
+
     clear_outputs(nb)
-    client = NotebookClient(nb, timeout=cell_timeout, kernel_name="python3",
-                            allow_errors=allow_errors,
-                            resources={"metadata": {"path": cwd or os.getcwd()}},
-                            on_cell_execute=lambda cell, cell_index: started.append(cell_index))
+    client = Client(nb, timeout_func=cell_limit, kernel_name="python3",
+                    allow_errors=allow_errors,
+                    resources={"metadata": {"path": cwd or os.getcwd()}},
+                    on_cell_execute=lambda cell, cell_index: started.append(cell_index))
     try:
         client.execute()
     except CellTimeoutError as err:
-        return nb, _failure(err, nb, "timeout", started), EXIT_TIMEOUT
+        outcome = _failure(err, nb, "timeout", started)
+        if outcome["failed_cell"] is not None:
+            nb.cells[outcome["failed_cell"]].setdefault("metadata", {})["mlbox"] = {
+                "status": "timed-out"}
+        return nb, outcome, EXIT_TIMEOUT
     except DeadKernelError as err:
         return nb, _failure(err, nb, "kernel-died", started), EXIT_KERNEL_DIED
     except CellExecutionError as err:
@@ -155,6 +234,34 @@ def execute(nb, *, cell_timeout=None, cwd=None, allow_errors=False):
     return nb, {"status": "ok"}, EXIT_OK
 
 
+def exit_when_stdin_closes():
+    """Watch stdin in a thread; when it ends, exit at once (as PID 1, which stops the container
+    and every process in it). jupyter_mlbox attaches to the container's stdin and never
+    writes: it closes only when the owner went away (SIGKILL, a crash, a lost daemon
+    connection). Not a pipe (``docker run`` without ``-i``: /dev/null): nothing to watch."""
+    import stat
+    import threading
+
+    try:
+        mode = os.fstat(0).st_mode
+    except OSError:
+        return
+    if not (stat.S_ISFIFO(mode) or stat.S_ISSOCK(mode)):
+        return
+
+    def watch():
+        try:
+            while os.read(0, 4096):
+                pass
+        except OSError:
+            pass
+        print("mlbox-runner: the process that started this run is gone; stopping",
+              file=sys.stderr, flush=True)
+        os._exit(EXIT_OWNER_GONE)
+
+    threading.Thread(target=watch, name="mlbox-owner", daemon=True).start()
+
+
 def main(argv=None):
     import nbformat
 
@@ -162,12 +269,21 @@ def main(argv=None):
     parser.add_argument("input")
     parser.add_argument("output")
     parser.add_argument("--cell-timeout", type=float, default=None)
+    parser.add_argument("--run-timeout", type=float, default=None,
+                        help="seconds for all the cells together")
+    parser.add_argument("--inactivity", type=float, default=None,
+                        help="seconds a busy cell may go without output before it is stalled")
     parser.add_argument("-p", "--parameter", nargs=2, action="append", default=[],
                         metavar=("NAME", "VALUE"))
     parser.add_argument("--params-json", default=None)
     parser.add_argument("--allow-errors", action="store_true",
                         help="run every cell even after one raises; exit 1 if any did")
+    parser.add_argument("--exit-when-stdin-closes", action="store_true",
+                        help="stop (kernel and all) when stdin, held open by the process that "
+                             "started the run, closes: that process is gone")
     args = parser.parse_args(argv)
+    if args.exit_when_stdin_closes:
+        exit_when_stdin_closes()
 
     parameters = {k[len(PARAM_ENV_PREFIX):]: parse_parameter_value(v)
                   for k, v in sorted(os.environ.items()) if k.startswith(PARAM_ENV_PREFIX)}
@@ -181,7 +297,11 @@ def main(argv=None):
     except Exception as err:  # noqa: BLE001 - any failure here is "bad input"
         print(f"mlbox-runner: cannot read {args.input}: {err}", file=sys.stderr)
         return EXIT_BAD_INPUT
-    nb = inject_parameters(nb, parameters)
+    try:
+        nb = inject_parameters(nb, parameters)
+    except ValueError as err:
+        print(f"mlbox-runner: {err}", file=sys.stderr)
+        return EXIT_BAD_INPUT
     out_dir = os.path.dirname(os.path.abspath(args.output))
     if not os.access(out_dir if os.path.isdir(out_dir) else os.path.dirname(out_dir), os.W_OK):
         print(f"mlbox-runner: {out_dir} is not writable by uid {os.getuid()}; "
@@ -190,7 +310,8 @@ def main(argv=None):
 
     nb, outcome, status = execute(nb, cell_timeout=args.cell_timeout,
                                   cwd=os.path.dirname(os.path.abspath(args.input)),
-                                  allow_errors=args.allow_errors)
+                                  allow_errors=args.allow_errors, run_timeout=args.run_timeout,
+                                  inactivity=args.inactivity, output=args.output)
     nb.metadata["mlbox"] = outcome
     _write_atomic(nb, args.output)
     if status != EXIT_OK:

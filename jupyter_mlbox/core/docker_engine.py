@@ -8,7 +8,6 @@ for the docker CLI.
 from __future__ import annotations
 
 import io
-import os
 import re
 import socket
 import tarfile
@@ -144,26 +143,46 @@ class DockerEngine(Engine):
 
     @classmethod
     def connect(cls, base_url: str | None = None, timeout: int = 120) -> "DockerEngine":
-        """Connect to ``base_url`` or to what the environment names; fail with a clear error."""
+        """Connect to ``base_url`` (``--host``: a URL or a docker context name), else to what
+        the environment names (docker_endpoint.py); fail with a sentence that names the fix."""
+        from .docker_endpoint import resolve_endpoint, ssh_diagnosis
+
+        endpoint = resolve_endpoint(base_url)
         try:
-            kwargs = {"base_url": base_url} if base_url else docker.utils.kwargs_from_env()
+            kwargs = endpoint.client_kwargs()
             client = docker.DockerClient(timeout=timeout, **kwargs)
             client.ping()
         except Exception as err:  # docker raises DockerException, requests errors, OSError …
-            where = base_url or os.environ.get("DOCKER_HOST") or "unix:///var/run/docker.sock"
+            where = f"{endpoint.shown()} (chosen by {endpoint.chosen_by})"
+            reason = ssh_diagnosis(endpoint.url) if endpoint.is_ssh else None
+            if reason:
+                raise DaemonUnavailableError(f"cannot reach the Docker daemon at {where}: "
+                                             f"{reason}") from err
             raise DaemonUnavailableError(
                 f"cannot reach a Docker daemon at {where}: is Docker running? "
                 f"(start it, e.g. scripts/ensure-docker.sh, or set DOCKER_HOST) "
                 f"[{type(err).__name__}: {str(err).splitlines()[0][:200] if str(err) else ''}]"
             ) from err
-        return cls(client, kwargs)
+        engine = cls(client, kwargs)
+        engine.endpoint = endpoint
+        return engine
 
     # --- the daemon ----------------------------------------------------------------------------
 
+    #: the endpoint connect() chose, and why (docker_endpoint.py)
+    endpoint = None
+
     @property
     def host(self) -> str:
-        """Where the daemon is, as DOCKER_HOST would name it."""
+        """Where the daemon is, as DOCKER_HOST would name it (without credentials)."""
+        if self.endpoint is not None:
+            return self.endpoint.shown()
         return self._connect_kwargs.get("base_url") or "unix:///var/run/docker.sock"
+
+    @property
+    def chosen_by(self) -> str:
+        """The setting that chose this daemon (``--host``, DOCKER_HOST, a context …)."""
+        return self.endpoint.chosen_by if self.endpoint is not None else "the caller"
 
     def info(self) -> dict:
         return self._call(self._client.info)

@@ -32,7 +32,8 @@ def diagnose(base_image: str | None = None, *, host: str | None = None,
              gpu_support: Callable[[Engine, str], bool] | None = None) -> list[Check]:
     """Run every check; never raises for a failed check, it reports it.
 
-    ``host`` is the daemon to check (default: ``DOCKER_HOST``, else the local socket);
+    ``host`` is the daemon to check (default: what ``DOCKER_HOST`` or the docker context
+    names, else the local socket: docker_endpoint.py);
     ``gpu_support`` lets a front end use its cached GPU probe (the probe starts a container)."""
     base_image = base_image or default_base_image()
     checks = []
@@ -45,10 +46,17 @@ def diagnose(base_image: str | None = None, *, host: str | None = None,
         checks.append(Check(BASE_IMAGE, None, "unknown: no daemon", facts={"name": base_image}))
         return checks + _pip_checks()
     version = engine.version()
-    kind = f"remote, DOCKER_HOST={where}" if where and not engine.is_local else "local"
-    checks.append(Check(DAEMON, True, f"Docker {version} ({kind}: {engine.host})",
+    kind = "local" if engine.is_local else "remote"
+    chosen_by = getattr(engine, "chosen_by", "")
+    ssh = ""
+    if engine.host.startswith("ssh://"):
+        from .docker_endpoint import ssh_client
+
+        ssh = f"; over ssh with {ssh_client() or 'no ssh client'}"
+    checks.append(Check(DAEMON, True, f"Docker {version} ({kind}: {engine.host}, chosen by "
+                                      f"{chosen_by}{ssh})",
                         facts={"host": engine.host, "local": engine.is_local,
-                               "version": version}))
+                               "version": version, "chosen_by": chosen_by}))
     if engine.image_exists(base_image):
         checks.append(Check(BASE_IMAGE, True, f"{base_image} is present",
                             facts={"name": base_image, "present": True}))

@@ -3,7 +3,9 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 
-from .dockerfile import KIND_LABEL, MANAGED_LABEL, NOTEBOOK_LABEL, REQUIREMENTS_LABEL
+from ..errors import ConflictError, EngineError, ImageNotFoundError
+from .dockerfile import (BUILD_STEP_LABEL, KIND_LABEL, MANAGED_LABEL, NOTEBOOK_LABEL,
+                         REQUIREMENTS_LABEL)
 from .engine import Engine
 
 
@@ -34,3 +36,47 @@ def list_mlbox_images(engine: Engine) -> list[MlboxImage]:
                 requirements=tuple(r for r in labels.get(REQUIREMENTS_LABEL, "").split(",")
                                    if r)))
     return sorted(images, key=lambda image: image.created, reverse=True)
+
+
+def _untagged(attrs: dict) -> bool:
+    return not [tag for tag in attrs.get("RepoTags") or [] if tag != "<none>:<none>"]
+
+
+def list_leftover_images(engine: Engine) -> list[MlboxImage]:
+    """What builds leave besides the tagged images: each build's builder-stage image (its
+    venv before the copy: the layer cache that lets the next notebook with the same
+    requirements skip the install) and final images a ``--rebuild`` untagged. Only images
+    with jupyter_mlbox's labels; newest first."""
+    found: dict[str, MlboxImage] = {}
+    for attrs in engine.list_images(BUILD_STEP_LABEL):
+        if _untagged(attrs):
+            found[attrs["Id"]] = _leftover(attrs, "builder")
+    for attrs in engine.list_images(f"{MANAGED_LABEL}=true"):
+        if _untagged(attrs) and attrs["Id"] not in found:
+            found[attrs["Id"]] = _leftover(attrs, "untagged")
+    return sorted(found.values(), key=lambda image: image.created, reverse=True)
+
+
+def _leftover(attrs: dict, kind: str) -> MlboxImage:
+    labels = (attrs.get("Config") or {}).get("Labels") or {}
+    return MlboxImage(tag="<none>", id=attrs["Id"], size=attrs.get("Size", 0),
+                      created=str(attrs.get("Created", "")),
+                      notebook=labels.get(NOTEBOOK_LABEL, ""), kind=kind,
+                      requirements=tuple(r for r in labels.get(REQUIREMENTS_LABEL, "")
+                                         .split(",") if r))
+
+
+def prune_leftover_images(engine: Engine) -> tuple[list[MlboxImage], list[tuple[MlboxImage, str]]]:
+    """Remove :func:`list_leftover_images`; ``(removed, [(kept, why)])``: one a container or a
+    build in progress still uses is kept. Never a tagged image, never one without our labels."""
+    removed, kept = [], []
+    for image in list_leftover_images(engine):
+        try:
+            engine.remove_image(image.id)
+        except ImageNotFoundError:
+            continue  # gone meanwhile (a parent of one removed before)
+        except (ConflictError, EngineError) as err:
+            kept.append((image, str(err).splitlines()[0]))
+            continue
+        removed.append(image)
+    return removed, kept

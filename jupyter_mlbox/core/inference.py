@@ -193,7 +193,15 @@ def pip_install_arguments(tree: ast.AST) -> list[str]:
 def read_requirements_file(path: Path) -> tuple[list[str], list[str]]:
     """Requirement lines of a requirements.txt, and warnings for what was skipped."""
     requirements, warnings = [], []
-    for number, raw in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as err:
+        raise RequirementError(f"{path}: not UTF-8 text (byte 0x{err.object[err.start]:02x} at "
+                               f"offset {err.start}); save it as UTF-8, e.g. iconv -f latin1 "
+                               f"-t utf-8 {path.name} -o {path.name}.utf8 and rename it") from None
+    except OSError as err:
+        raise RequirementError(f"{path}: cannot be read ({err.strerror})") from None
+    for number, raw in enumerate(text.splitlines(), 1):
         line = raw.split(" #", 1)[0].strip()
         if not line or line.startswith("#"):
             continue
@@ -254,7 +262,8 @@ def infer_requirements(sources: Iterable[str], *, search_dir: Path | None = None
     cells = parse_cells(list(sources))
     for cell in cells:
         if cell.error:
-            result.warnings.append(f"{cell.error} (its imports were not read)")
+            result.warnings.append(cell.error if cell.tree is not None
+                                   else f"{cell.error} (its imports were not read)")
 
     if requirements_file is None and search_dir is not None \
             and (search_dir / "requirements.txt").is_file():

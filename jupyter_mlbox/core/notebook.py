@@ -138,8 +138,43 @@ class ParsedCell:
     error: str | None = None
 
 
+#: A statement nested deeper than this is not read: the syntax-tree walkers of inference are
+#: recursive, and a 2000-term expression (``1+1+…``) exceeded Python's recursion limit.
+MAX_DEPTH = 200
+
+
+def _depth(node: ast.AST, limit: int = MAX_DEPTH) -> int:
+    """How deep ``node``'s tree goes (counted without recursion; stops past ``limit``)."""
+    deepest, stack = 0, [(node, 1)]
+    while stack:
+        current, depth = stack.pop()
+        deepest = max(deepest, depth)
+        if deepest > limit:
+            return deepest
+        stack.extend((child, depth + 1) for child in ast.iter_child_nodes(current))
+    return deepest
+
+
+def _without_deep_statements(node: ast.AST, skipped: list[int]) -> None:
+    """Replace, in place, each statement nested deeper than MAX_DEPTH by ``pass`` (a compound
+    statement keeps what in its body is not too deep); their line numbers go to ``skipped``."""
+    for name in ("body", "orelse", "finalbody", "handlers", "cases"):
+        statements = getattr(node, name, None)
+        if not isinstance(statements, list):
+            continue
+        for position, statement in enumerate(statements):
+            if not isinstance(statement, ast.AST) or _depth(statement) <= MAX_DEPTH:
+                continue
+            _without_deep_statements(statement, skipped)
+            if _depth(statement) > MAX_DEPTH:
+                skipped.append(getattr(statement, "lineno", 0))
+                statements[position] = ast.copy_location(ast.Pass(), statement)
+
+
 def parse_cells(sources: Iterable[str]) -> list[ParsedCell]:
-    """Parse every cell; a cell with a syntax error is kept with its error, never fatal."""
+    """Parse every cell; a cell with a syntax error is kept with its error, never fatal. A
+    statement too deeply nested to walk is left out, with a note in ``error`` (the rest of the
+    cell is read; the notebook itself runs as it is)."""
     parsed = []
     for index, source in enumerate(sources):
         try:
@@ -148,7 +183,16 @@ def parse_cells(sources: Iterable[str]) -> list[ParsedCell]:
             parsed.append(ParsedCell(index, None, f"cell {index + 1}: syntax error on line "
                                                   f"{err.lineno}: {err.msg}"))
             continue
-        parsed.append(ParsedCell(index, tree))
+        except (RecursionError, MemoryError):
+            parsed.append(ParsedCell(index, None, f"cell {index + 1}: too deeply nested for "
+                                                  f"Python's parser to read here"))
+            continue
+        skipped: list[int] = []
+        _without_deep_statements(tree, skipped)
+        note = (f"cell {index + 1}: line{'s' if len(skipped) > 1 else ''} "
+                f"{', '.join(map(str, sorted(skipped)))} nested more than {MAX_DEPTH} levels "
+                f"deep, too deep to read (the cell still runs)") if skipped else None
+        parsed.append(ParsedCell(index, tree, note))
         for body in _python_cell_magic_bodies(tree):
             parsed.extend(ParsedCell(index, cell.tree) for cell in parse_cells([body])
                           if cell.tree is not None)  # the index of the cell it came from
@@ -167,19 +211,128 @@ def _python_cell_magic_bodies(tree: ast.Module) -> list[str]:
     return bodies
 
 
-def write_notebook_atomic(nb: NotebookNode, path: str | os.PathLike) -> Path:
-    """Write ``nb`` to ``path`` through a temp file and a rename: never a half-written file."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+#: Where a notebook is never written: kernel and device file systems (``-o /dev/null`` as root
+#: once replaced the device with a regular file).
+_SPECIAL_ROOTS = (Path("/proc"), Path("/sys"), Path("/dev"))
+
+
+def _mode_for(path: Path) -> int:
+    """The mode a new file gets from open(2) under this process's umask (0666 & ~umask); an
+    existing regular file keeps its own. mkstemp's 0600 would hide the result from the group."""
     try:
+        return path.stat().st_mode & 0o7777
+    except FileNotFoundError:
+        pass
+    try:  # Linux says it without changing it (os.umask would, for every thread)
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return 0o666 & ~int(line.split()[1], 8)
+    except OSError:
+        pass
+    umask = os.umask(0o022)
+    os.umask(umask)
+    return 0o666 & ~umask
+
+
+def _refuse_special(path: Path) -> None:
+    if path.exists() and not path.is_file():
+        kind = "a directory" if path.is_dir() else "not a regular file (a device, pipe or socket)"
+        raise NotebookError(f"{path} is {kind}; the executed notebook is only written to a "
+                            f"regular file or a new path: name one, e.g. -o out.ipynb")
+
+
+def write_notebook_atomic(nb: NotebookNode, path: str | os.PathLike) -> Path:
+    """Write ``nb`` to ``path`` through a temp file and a rename: never a half-written file.
+
+    Only a regular file or a new path is replaced (a symlink: the file it points at); the mode
+    follows the umask, or the replaced file's mode."""
+    path = Path(path)
+    if path.is_symlink():
+        path = path.resolve()
+    _refuse_special(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    mode = _mode_for(path)
+    # a short temp name: any name the file system takes for the result also fits the temp file
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name[:64]}.", suffix=".tmp", dir=path.parent)
+    try:
+        os.fchmod(fd, mode)
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
             nbformat.write(nb, handle)
+        _refuse_special(path)  # made special since the check above: still not replaced
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
     return path
+
+
+def check_output_path(path: str | os.PathLike, flag: str = "-o") -> Path:
+    """Refuse, before anything is built or run, a path the executed notebook could not be
+    written to, with the fix; return it. A directory, a special file, a path under /proc, /sys
+    or /dev, a folder that cannot be written, a name the file system refuses."""
+    from ..errors import OptionError
+
+    path = Path(path).expanduser()
+    target = path.resolve()
+
+    def refuse(why: str, fix: str) -> OptionError:
+        return OptionError(f"{flag} {path}: {why}; {fix}")
+
+    for root in _SPECIAL_ROOTS:
+        if target == root or root in target.parents:
+            raise refuse(f"is under {root}, where no notebook can be written",
+                         "name a file in a regular folder, e.g. -o out.ipynb")
+    try:
+        folder = target.parent
+        while not folder.exists():
+            folder = folder.parent
+        if not folder.is_dir():
+            raise refuse(f"{folder} is not a folder", "choose a path in a folder")
+        try:
+            name_max = os.pathconf(folder, "PC_NAME_MAX")
+        except (OSError, ValueError):
+            name_max = 255
+        if len(target.name.encode()) > name_max:
+            raise refuse(f"the file name is {len(target.name.encode())} bytes, over the "
+                         f"{name_max} this file system allows", "choose a shorter name")
+        if target.is_dir():
+            raise refuse("is a directory", f"name a file in it, e.g. -o {path / 'out.ipynb'}")
+        if target.exists() and not target.is_file():
+            raise refuse("is not a regular file (a device, pipe or socket)",
+                         "name a regular file or a new path, e.g. -o out.ipynb")
+    except OSError as err:
+        raise refuse(f"cannot be used ({err.strerror})", "choose another path") from None
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise refuse(f"{folder} is not writable by this user", "choose a folder you can write")
+    if folder == target.parent:  # what the write will do: a temp file there (root too)
+        try:
+            fd, probe = tempfile.mkstemp(prefix=".mlbox-probe.", dir=folder)
+            os.close(fd)
+            os.unlink(probe)
+        except OSError as err:
+            raise refuse(f"cannot create a file in {folder} ({err.strerror})",
+                         "choose a folder you can write") from None
+    return path
+
+
+def write_notebook_or_beside(nb: NotebookNode, path: str | os.PathLike,
+                             notebook_path: str | os.PathLike) -> tuple[Path, str | None]:
+    """Write the result to ``path``; if that fails anyway (the folder went away, the disk
+    filled), save it beside the input notebook rather than lose it. Returns where it went and,
+    when it is not ``path``, a sentence that says so."""
+    try:
+        return write_notebook_atomic(nb, path), None
+    except (OSError, NotebookError) as err:
+        reason = err.strerror if isinstance(err, OSError) and err.strerror else str(err)
+        fallback = default_output_path(notebook_path)
+        count = 1
+        while fallback.exists() or fallback.resolve() == Path(path).resolve():
+            fallback = Path(notebook_path).with_name(f"{Path(notebook_path).stem}.mlbox-{count}"
+                                                     f".ipynb")
+            count += 1
+        written = write_notebook_atomic(nb, fallback)
+        return written, (f"could not write {path} ({reason}); the executed notebook was saved "
+                         f"beside the input as {written} instead")
 
 
 def default_output_path(notebook_path: str | os.PathLike) -> Path:

@@ -117,6 +117,8 @@ class RunOptions:
     """How to run: resources, GPUs, time limit, environment and papermill-style parameters."""
 
     gpus: GpuRequest = NO_GPUS
+    #: the daemon (docker_endpoint.py): a docker context name or a URL; None: the environment's
+    host: str | None = None
     timeout: float | None = None
     memory: str | None = None
     cpus: float | None = None
@@ -346,6 +348,10 @@ OPTIONS: tuple[Option, ...] = (
            "pinned to this kernel's versions) and use it", "build", read=_switch, switch=True),
     Option("rebuild", ("--rebuild",), "build again from scratch, ignoring the layer cache "
            "(unpinned requirements are resolved anew)", "build", read=_switch, switch=True),
+    Option("host", ("--host",), "the Docker daemon: a docker context name or a URL "
+           "(ssh://gpu-box, tcp://…); default: DOCKER_HOST, else the current docker context, "
+           "else the local socket", "run", metavar="NAME|URL", configurable=True,
+           local_path=True),
     Option("gpus", ("--gpus",), GPUS_HELP, "run", read=GpuRequest.parse, configurable=True),
     Option("timeout", ("--timeout",), "seconds, for the whole run and for each cell", "run",
            read=positive_number, metavar="S", configurable=True),

@@ -19,16 +19,31 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Iterable
 
-from ..errors import MlboxError
+from ..errors import MlboxError, OptionError
 from .distributions import is_local_module
 from .implied import magics
 from .inference import imported_modules
-from .notebook import python_source
+from .notebook import parse_cells
 
 #: Local files travel along up to this total size.
 MAX_PROJECT_FILES_BYTES = 200 * 1024 * 1024
 IGNORE_FILES = (".dockerignore", ".mlboxignore")
 NEVER_SHIPPED = {".git", ".hg", ".svn", "__pycache__", ".ipynb_checkpoints"}
+#: Folders and file names that hold credentials. Found by walking a folder the code names
+#: (``x = "secrets"``), they stay here, with a warning: with a remote daemon they would leave
+#: the machine. A file is still shipped when the code names exactly it (``open("certs/a.pem")``
+#: or a file the traced kernel read): the notebook reads it, and the user wrote its path.
+SECRET_FOLDERS = {".ssh", ".gnupg", ".aws", ".azure", ".kube", ".docker"}
+SECRET_FILES = ("id_rsa*", "id_dsa*", "id_ecdsa*", "id_ed25519*", "*.pem", "*.key", "*.p12",
+                "*.pfx", ".env", ".env.*", ".netrc", ".pypirc", ".git-credentials",
+                ".npmrc", "*.kdbx")
+
+
+def looks_secret(relative: str) -> bool:
+    """Whether a root-relative path is a well-known credentials file or inside such a folder."""
+    parts = PurePosixPath(relative).parts
+    return any(part in SECRET_FOLDERS for part in parts[:-1]) \
+        or any(fnmatch.fnmatchcase(parts[-1], pattern) for pattern in SECRET_FILES)
 
 
 class ProjectTooLargeError(MlboxError):
@@ -53,8 +68,8 @@ def project_root(notebook_dir: Path, context: Path | None = None) -> Path:
     if context is not None:
         root = Path(context).expanduser().resolve()
         if root != notebook_dir and root not in notebook_dir.parents:
-            raise MlboxError(f"--context {context}: the notebook's folder {notebook_dir} is not "
-                             f"inside it")
+            raise OptionError(f"--context {context}: the notebook's folder {notebook_dir} is "
+                              f"not inside it; give a folder that holds the notebook")
         return root
     for folder in (notebook_dir, *notebook_dir.parents):
         if (folder / ".git").exists():
@@ -93,11 +108,10 @@ def _literal_path(node: ast.AST) -> str | None:
 
 
 def _trees(sources: Iterable[str]):
-    for source in sources:
-        try:
-            yield ast.parse(python_source(source))
-        except SyntaxError:
-            continue
+    """Syntax trees of the cells that parse, too-deep statements left out (parse_cells)."""
+    for cell in parse_cells(list(sources)):
+        if cell.tree is not None:
+            yield cell.tree
 
 
 def run_scripts(sources: Iterable[str], notebook_dir: Path) -> list[Path]:
@@ -203,18 +217,26 @@ def is_ignored(relative: str, patterns: list[str]) -> bool:
 
 
 def collect_files(paths: Iterable[Path], root: Path,
-                  limit: int = MAX_PROJECT_FILES_BYTES) -> dict[str, bytes]:
+                  limit: int = MAX_PROJECT_FILES_BYTES,
+                  skipped: list[str] | None = None) -> dict[str, bytes]:
     """The files of ``paths`` (folders walked), root-relative, ignore rules applied; a clear
-    error with the largest files when they exceed ``limit``."""
+    error with the largest files when they exceed ``limit``. Credentials files found by
+    walking a folder are left out (``looks_secret``) and listed in ``skipped``; one given
+    itself in ``paths`` travels."""
     patterns = ignore_patterns(root)
     members: dict[str, Path] = {}
     for path in sorted(set(paths)):
-        candidates = [path] if path.is_file() else sorted(p for p in path.rglob("*")
-                                                          if p.is_file())
+        named = path.is_file()
+        candidates = [path] if named else sorted(p for p in path.rglob("*") if p.is_file())
         for member in candidates:
             relative = member.relative_to(root).as_posix()
-            if not is_ignored(relative, patterns):
-                members[relative] = member
+            if is_ignored(relative, patterns):
+                continue
+            if not named and looks_secret(relative):
+                if skipped is not None and relative not in skipped:
+                    skipped.append(relative)
+                continue
+            members[relative] = member
     sizes = {relative: member.stat().st_size for relative, member in members.items()}
     total = sum(sizes.values())
     if total > limit:
@@ -238,14 +260,30 @@ def project_for(notebook_path: Path, sources: list[str], local_modules: Iterable
     wanted |= {Path(f).resolve() for f in read_files
                if root in Path(f).resolve().parents and Path(f).resolve().is_file()
                and Path(f).resolve() != Path(notebook_path).resolve()}
-    for module in map(Path, local_modules):
+    modules = [Path(module) for module in local_modules]
+    for module in modules:
         if root in module.resolve().parents:
             wanted.add(module.resolve())
-        else:
+        elif root in module.absolute().parents:
+            # a link in the project to a module elsewhere: its content travels, at the place
+            # of the link, which is where the notebook imports it from
+            wanted.add(module.absolute())
+    linked = {path.resolve() for path in wanted}
+    for module in modules:
+        if root not in module.resolve().parents and root not in module.absolute().parents \
+                and module.resolve() not in linked \
+                and not any(target in module.resolve().parents for target in linked):
             outside.append(str(module))
     relative = notebook_dir.relative_to(root).as_posix()
     warnings = [f"{name} is outside the project root {root} and does not travel into the "
                 f"container; --context DIR (a folder holding both) ships it"
                 for name in outside]
-    return Project(root, "" if relative == "." else relative, collect_files(wanted, root),
-                   warnings)
+    skipped: list[str] = []
+    files = collect_files(wanted, root, skipped=skipped)
+    if skipped:
+        listed = ", ".join(skipped[:5]) + (f" and {len(skipped) - 5} more" if len(skipped) > 5
+                                          else "")
+        warnings.append(f"not shipped, as they look like credentials: {listed} (in a folder the "
+                        f"notebook names); name a file by its exact path in the code to ship "
+                        f"it, or list it in .mlboxignore to silence this")
+    return Project(root, "" if relative == "." else relative, files, warnings)

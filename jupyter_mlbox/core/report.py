@@ -196,7 +196,8 @@ def plan_report(plan: "ImagePlan") -> PlanReport:
     if plan.spec.lock_text is not None:
         name = lock_path(Path(plan.spec.notebook_name)).name
         lock = {"file": name, "distributions": len(Lock(Path(name), plan.spec.lock_text).names())}
-    names = sorted(plan.local_files)
+    # largest first: a data folder shipped by accident shows at once
+    names = sorted(plan.local_files, key=lambda name: (-len(plan.local_files[name]), name))
     files = {"count": len(names), "bytes": sum(len(data) for data in plan.local_files.values()),
              "names": names[:FILES_LISTED]}
     system = [{"name": p.name, "origin": p.origin, "because": p.because}

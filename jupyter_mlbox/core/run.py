@@ -15,16 +15,36 @@ import nbformat
 from nbformat import NotebookNode
 
 from ..errors import (CellExecutionError, ContainerExitError, GPUUnavailableError,
-                      KernelDiedError, MlboxError, RunTimeoutError)
+                      KernelDiedError, OptionError, RunTimeoutError)
 from .build import BuildResult, build_image, plan_notebook
 from .container_runner import EXIT_CELL_ERROR, EXIT_KERNEL_DIED, EXIT_OK, EXIT_TIMEOUT
 from .dockerfile import MANAGED_LABEL, NOTEBOOK_LABEL, RUNNER, WORKDIR
 from .engine import Engine
 from .events import CancelToken, ProgressCallback, ProgressEvent, ignore_progress, strip_ansi
-from .notebook import default_output_path, write_notebook_atomic
+from .notebook import check_output_path, default_output_path, write_notebook_or_beside
 from .options import NO_GPUS, BuildOptions, RunOptions
+from .orphans import owner_labels
 
 OUTPUT_DIR = ".mlbox-out"
+#: Seconds past --timeout before the host stops a container whose runner did not stop itself
+#: (the runner ends the run at the timeout and writes what the cells made).
+TIMEOUT_GRACE = 20
+
+
+def _timeout_error(status: Mapping, executed, options: RunOptions) -> RunTimeoutError:
+    """A timeout or a stall: which cell, which limit, and the notebook up to it (kept)."""
+    failed = status.get("failed_cell") if isinstance(status.get("failed_cell"), int) else None
+    cell = _failed_cell(status)
+    if status.get("status") == "stalled":
+        message = (f"{cell} stalled: no output and not finished for {options.inactivity:g} "
+                   f"min; raise --inactivity MIN (0 turns the limit off)")
+    elif options.timeout is not None:
+        message = (f"{cell if failed is not None else 'the run'} exceeded the timeout of "
+                   f"{options.timeout:g} s (per cell and for the whole run); raise --timeout")
+    else:
+        message = "the run timed out"
+    return RunTimeoutError(message + "; the container was removed", notebook=executed,
+                           failed_cell=failed)
 
 
 @dataclass
@@ -66,6 +86,17 @@ def _failure_message(outcome: Mapping) -> str:
     return f"{head}\n{traceback}" if traceback else head
 
 
+def where_it_ran(engine: Engine, image: str, result: RunResult) -> dict:
+    """The daemon (never its credentials), the image by tag and content id, GPUs or CPU, and
+    the run's duration: what the executed notebook says about its run."""
+    try:
+        image_id = engine.image_attrs(image).get("Id", "")
+    except Exception:  # noqa: BLE001 - the run is done; its record must not fail it
+        image_id = ""
+    return {"host": engine.host, "image": image, "image_id": image_id,
+            "gpu": bool(result.gpu), "seconds": round(result.seconds, 2)}
+
+
 def run_notebook(engine: Engine, image: str, nb: NotebookNode, *,
                  name: str = "notebook.ipynb", files: Mapping[str, bytes] | None = None,
                  notebook_dir: str = "",
@@ -84,14 +115,19 @@ def run_notebook(engine: Engine, image: str, nb: NotebookNode, *,
     started = time.monotonic()
     in_container = f"{notebook_dir}/{name}".lstrip("/")
     command = ["python", RUNNER, in_container, f"{OUTPUT_DIR}/{name}"]
-    if options.timeout:
-        command += ["--cell-timeout", str(options.timeout)]
+    if options.timeout:  # per cell and for the whole run, both kept by the runner
+        command += ["--cell-timeout", str(options.timeout), "--run-timeout", str(options.timeout)]
+    if options.inactivity:
+        command += ["--inactivity", str(options.inactivity * 60)]
     if options.parameters:
         command += ["--params-json", json.dumps(dict(options.parameters))]
     if options.allow_errors:
         command += ["--allow-errors"]
+    # The runner ends itself once this process is gone (its stdin from here closes), and the
+    # owner labels let the next start reap what a SIGKILL or a daemon restart left.
+    command += ["--exit-when-stdin-closes"]
     payload = {**dict(files or {}), in_container: nbformat.writes(nb).encode()}
-    labels = {MANAGED_LABEL: "true", NOTEBOOK_LABEL: name}
+    labels = {MANAGED_LABEL: "true", NOTEBOOK_LABEL: name, **owner_labels()}
 
     gpus = options.gpus
     while True:
@@ -115,8 +151,8 @@ def run_notebook(engine: Engine, image: str, nb: NotebookNode, *,
             if gpus.optional:
                 on_event(ProgressEvent("starting", "info", "GPU support found: running with GPUs"))
             on_event(ProgressEvent("running", "phase", f"executing {name}"))
-            outcome = engine.wait(
-                container, None if options.timeout is None else options.timeout + 60,
+            outcome = engine.wait(  # the runner keeps the timeout; this only backs it up
+                container, None if options.timeout is None else options.timeout + TIMEOUT_GRACE,
                 cancel, on_line=lambda line: on_event(ProgressEvent("running", "log", line)))
             on_event(ProgressEvent("collecting", "phase", "copying the executed notebook out"))
             data = engine.get_file(container, f"{WORKDIR}/{OUTPUT_DIR}/{name}")
@@ -132,10 +168,11 @@ def run_notebook(engine: Engine, image: str, nb: NotebookNode, *,
 
     executed = nbformat.reads(data.decode(), as_version=4) if data else None
     result = RunResult(executed, gpus.requested, time.monotonic() - started, collected)
+    if executed is not None:  # where and how it ran, for whoever reads the notebook later
+        executed.metadata.setdefault("mlbox", {}).update(where_it_ran(engine, image, result))
     status = (executed.metadata.get("mlbox", {}) if executed is not None else {})
     if outcome.timed_out or outcome.exit_code == EXIT_TIMEOUT:
-        raise RunTimeoutError(f"the run exceeded its timeout of {options.timeout:g} s; "
-                              f"the container was removed")
+        raise _timeout_error(status, executed, options)
     failed_cell = status.get("failed_cell") if isinstance(status.get("failed_cell"), int) \
         else None
     if outcome.oom_killed:
@@ -176,7 +213,15 @@ def run_notebook_file(engine: Engine, path: str | Path, *, output: str | Path | 
     path = Path(path)
     output = Path(output) if output else default_output_path(path)
     if output.resolve() == path.resolve():
-        raise MlboxError(f"the output {output} would overwrite the input notebook")
+        raise OptionError(f"-o {output}: would overwrite the input notebook; name another file")
+    check_output_path(output)  # before the build: a run whose result cannot be written is lost
+
+    def write(notebook) -> Path:
+        written, moved = write_notebook_or_beside(notebook, output, path)
+        if moved:
+            on_event(ProgressEvent("collecting", "warning", moved))
+        return written
+
     nb, plan = plan_notebook(path, build_options, on_event=on_event)
     build = build_image(engine, plan, rebuild=build_options.rebuild, on_event=on_event,
                         cancel=cancel)
@@ -184,10 +229,10 @@ def run_notebook_file(engine: Engine, path: str | Path, *, output: str | Path | 
         result = run_notebook(engine, build.tag, nb, name=path.name, files=plan.local_files,
                               notebook_dir=plan.notebook_dir,
                               options=options, on_event=on_event, cancel=cancel)
-    except CellExecutionError as err:
-        if err.notebook is not None:
-            err.output_path = write_notebook_atomic(err.notebook, output)
+    except (CellExecutionError, RunTimeoutError) as err:
+        if err.notebook is not None:  # what ran before the failure or the timeout is kept
+            err.output_path = write(err.notebook)
         raise
     result.build = build
-    result.output_path = write_notebook_atomic(result.notebook, output)
+    result.output_path = write(result.notebook)
     return result

@@ -40,7 +40,10 @@ class ViewedTask:
 
 def ended_badly(view, err: BaseException, what: str) -> BaseException:
     """How a job that did not finish ends: the view says it, the error to raise is returned
-    (shown short; the local traceback of the magic means nothing to the user)."""
+    (shown short; the local traceback of the magic means nothing to the user). An interrupt
+    is described by the phase it came in, when the view knows it, not by ``what``."""
+    if isinstance(err, (KeyboardInterrupt, UserCancelledError)):
+        what = _interrupted(view, what)
     if isinstance(err, KeyboardInterrupt):
         view.stopped(f"interrupted: {what}")
         return err
@@ -57,6 +60,16 @@ def ended_badly(view, err: BaseException, what: str) -> BaseException:
         return short(err)
     view.fail(f"{type(err).__name__}: {err}")
     return err
+
+
+def _interrupted(view, what: str) -> str:
+    from ..core.events import interrupted_during
+
+    phase = getattr(getattr(view, "state", None), "phase", None)
+    try:
+        return interrupted_during(phase) if phase is not None else what
+    except ValueError:
+        return what
 
 
 def failing_with(what: str) -> Failed:

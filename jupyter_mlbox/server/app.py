@@ -54,6 +54,14 @@ class MlboxApp(ExtensionApp):
         if self.base_image:
             self.defaults.base_image = self.base_image
         self.settings["mlbox"] = self
+        self._reap_orphans()
+
+    def _reap_orphans(self) -> None:
+        """Containers of runs whose process is gone (core/orphans.py), off the event loop."""
+        from ..core.orphans import reap_quietly
+
+        threading.Thread(target=reap_quietly, args=(self.engine,), name="mlbox-reaper",
+                         daemon=True).start()
 
     def initialize_handlers(self) -> None:
         from .handlers import default_handlers
@@ -70,7 +78,7 @@ class MlboxApp(ExtensionApp):
         """A connection to the configured daemon (DaemonUnavailableError when none answers)."""
         from ..core.engine import connect
 
-        return connect(base_url=self.docker_host or None)
+        return connect(base_url=self.docker_host or self.defaults.host or None)
 
     def resolve_options(self, values: dict | None = None):
         """``(BuildOptions, RunOptions)`` of a request's ``options`` over the defaults."""

@@ -19,7 +19,11 @@ from traitlets.config import LoggingConfigurable
 from ..core.task import CANCELLED, DONE, FAILED, FINAL, QUEUED, RUNNING, Task, Work
 from ..errors import MlboxError
 
-__all__ = ["Job", "JobManager", "QUEUED", "RUNNING", "DONE", "FAILED", "CANCELLED", "FINAL"]
+__all__ = ["Job", "JobManager", "QueueFullError", "QUEUED", "RUNNING", "DONE", "FAILED", "CANCELLED", "FINAL"]
+
+class QueueFullError(MlboxError):
+    """Too many jobs waiting or running (HTTP 429): the client retries later."""
+
 
 #: Result fields that hold a file path, shown relative to the server root.
 PATH_FIELDS = ("output_path",)
@@ -103,6 +107,9 @@ class JobManager(LoggingConfigurable):
     log_lines = Integer(200, config=True, help="How many log lines each job keeps.")
     keep_jobs = Integer(100, config=True,
                         help="How many finished jobs are remembered for GET /mlbox/api/jobs.")
+    max_pending = Integer(20, config=True,
+                          help="How many jobs may be queued or running at once; a request "
+                               "beyond that is refused with 429 (retry when one ends).")
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
@@ -117,6 +124,12 @@ class JobManager(LoggingConfigurable):
         job = Job(kind, path, Task(work, follow=False, log_lines=self.log_lines), label,
                   api_path)
         with self._lock:
+            pending = sum(1 for other in self._jobs.values() if not other.is_final)
+            if pending >= self.max_pending:
+                raise QueueFullError(
+                    f"{pending} jobs are queued or running, the most this server takes "
+                    f"(c.JobManager.max_pending = {self.max_pending}); wait for one to end, "
+                    f"or cancel one (DELETE /mlbox/api/jobs/ID), and retry")
             self._jobs[job.id] = job
             self._forget_old()
         job.future = self._executor.submit(self._run, job)
@@ -124,6 +137,8 @@ class JobManager(LoggingConfigurable):
 
     def _run(self, job: Job) -> None:
         job.task.execute()
+        with self._lock:
+            self._forget_old()
         error = job.task.error
         if error is not None and not isinstance(error, MlboxError):  # a bug: show it, go on
             self.log.error("mlbox job %s failed unexpectedly", job.id,
@@ -134,7 +149,9 @@ class JobManager(LoggingConfigurable):
             return self._jobs.get(job_id)
 
     def list(self) -> list[Job]:
+        """The jobs not ended yet and the ``keep_jobs`` newest that ended."""
         with self._lock:
+            self._forget_old()
             return sorted(self._jobs.values(), key=lambda job: job.created, reverse=True)
 
     def cancel(self, job: Job) -> None:

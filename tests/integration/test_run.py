@@ -74,9 +74,12 @@ def test_out_of_memory_is_reported(tmp_path, engine):
 
 def test_timeout_stops_and_removes_the_container(tmp_path, engine):
     path = write_notebook(tmp_path / "t.ipynb", ["import time\ntime.sleep(120)"])
-    with pytest.raises(RunTimeoutError, match="timeout"):
+    with pytest.raises(RunTimeoutError, match="timeout") as caught:
         run_notebook_file(engine, path, options=RunOptions(timeout=3))
-    assert not (tmp_path / "t.mlbox.ipynb").exists()
+    # issue 14: what ran before the timeout is kept, the timed-out cell marked
+    assert caught.value.output_path == tmp_path / "t.mlbox.ipynb"
+    kept = nbformat.read(caught.value.output_path, as_version=4)
+    assert kept.cells[0].metadata["mlbox"]["status"] == "timed-out"
 
 
 def test_parameters_env_and_local_files_reach_the_container(tmp_path, engine):

@@ -56,7 +56,9 @@ def test_success_returns_the_executed_notebook_and_sends_it_in_with_its_options(
     result, events = run(memory_engine, nb, timeout=30, parameters={"x": 5}, env={"A": "b"},
                          memory="1g")
     assert isinstance(result, RunResult)
-    assert result.notebook.metadata["mlbox"] == {"status": "ok"}
+    ran = result.notebook.metadata["mlbox"]  # the runner's outcome, then where it ran
+    assert ran["status"] == "ok" and ran["host"] == "memory://" and ran["image"] == "mlbox/t:1"
+    assert ran["image_id"].startswith("sha256:") and ran["gpu"] is False
     assert [c.source for c in result.notebook.cells] == [c.source for c in nb.cells]
     assert result.gpu is False and result.seconds >= 0
     [container] = memory_engine.created()
@@ -66,7 +68,9 @@ def test_success_returns_the_executed_notebook_and_sends_it_in_with_its_options(
     assert json.loads(container.command[container.command.index("--params-json") + 1]) \
         == {"x": 5}
     assert container.environment == {"A": "b"} and container.options["memory"] == "1g"
-    assert container.handle.labels == {MANAGED_LABEL: "true", NOTEBOOK_LABEL: "n.ipynb"}
+    labels = dict(container.handle.labels)
+    assert {MANAGED_LABEL: "true", NOTEBOOK_LABEL: "n.ipynb"}.items() <= labels.items()
+    assert labels["io.jupyter-mlbox.owner-pid"] == str(__import__("os").getpid())  # orphans.py
     assert nbformat.reads(container.files[f"{WORKDIR}/n.ipynb"].decode(), as_version=4) == nb
     assert [(e.phase, e.kind) for e in events if e.kind == EventKind.PHASE] == [
         ("starting", "phase"), ("running", "phase"), ("collecting", "phase"), ("done", "phase")]

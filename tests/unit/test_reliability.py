@@ -1,0 +1,129 @@
+"""Issue 14 §2/§3 offline: what decides layer sharing, orphan reaping, the build lock and
+pruning — without a daemon."""
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import threading
+
+import pytest
+
+from jupyter_mlbox.core import orphans
+from jupyter_mlbox.core.build_lock import build_lock
+from jupyter_mlbox.core.dockerfile import ImageSpec, render_build_context
+from jupyter_mlbox.core.events import CancelToken
+from jupyter_mlbox.errors import UserCancelledError
+
+from .memory_engine import MemoryEngine
+
+
+@pytest.fixture
+def memory_engine():
+    return MemoryEngine(images=("img",))
+
+
+def test_nothing_of_the_notebook_comes_before_the_final_label():
+    """Two notebooks with the same requirements render the same Dockerfile up to the final
+    stage's LABEL: the layer cache is shared, only the tag and the labels differ."""
+    one, two = (render_build_context(ImageSpec(("numpy==1.26.4",), notebook_name=name))
+                for name in ("first.ipynb", "Second one.ipynb"))
+    assert one.tag != two.tag
+    head = [text.split("LABEL io.jupyter-mlbox.managed")[0]
+            for text in (one.dockerfile, two.dockerfile)]
+    assert head[0] == head[1]
+    assert "first" not in head[0] and "second" not in head[0].lower()
+
+
+def test_owner_gone_only_for_a_dead_process_of_this_host():
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    child.wait()
+    host = socket.gethostname()
+    me = orphans.owner_labels()
+    assert me[orphans.OWNER_PID_LABEL] == str(os.getpid()) and me[orphans.RUN_ID_LABEL]
+    assert not orphans.owner_gone(me)
+    dead = {**me, orphans.OWNER_PID_LABEL: str(child.pid), orphans.OWNER_START_LABEL: "1"}
+    assert orphans.owner_gone(dead)
+    assert not orphans.owner_gone({**dead, orphans.OWNER_HOST_LABEL: host + "-elsewhere"})
+    assert not orphans.owner_gone({})  # no owner labels: not ours to judge
+    reused = {**me, orphans.OWNER_PID_LABEL: "1", orphans.OWNER_START_LABEL: "999999999999"}
+    assert orphans.owner_gone(reused)  # pid 1 is alive, but it is not the process that ran
+
+
+def test_reap_removes_only_orphans(memory_engine):
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    child.wait()
+    dead = {**orphans.owner_labels(), orphans.OWNER_PID_LABEL: str(child.pid)}
+    live = orphans.owner_labels()
+    made = {name: memory_engine.create_container(
+        "img", ["true"], environment={}, labels={"io.jupyter-mlbox.managed": "true", **labels})
+        for name, labels in (("dead", dead), ("live", live),
+                             ("old", {"io.jupyter-mlbox.managed": "true"}))}
+    removed = orphans.reap_orphans(memory_engine)
+    assert [c.id for c in removed] == [made["dead"].id]
+    assert {c.id for c in memory_engine.list_containers("io.jupyter-mlbox.managed=true")} == \
+        {made["live"].id, made["old"].id}
+
+
+def test_the_build_lock_serialises_threads_and_a_waiter_can_be_cancelled(tmp_path,
+                                                                        monkeypatch):
+    monkeypatch.setenv("XDG_RUNTIME_DIR", str(tmp_path))
+    holding, release, waited = threading.Event(), threading.Event(), []
+
+    def holder():
+        with build_lock("k"):
+            holding.set()
+            release.wait(10)
+
+    thread = threading.Thread(target=holder)
+    thread.start()
+    holding.wait(10)
+    cancel = CancelToken()
+    with pytest.raises(UserCancelledError, match="waiting"):
+        with build_lock("k", cancel=cancel, on_wait=lambda: (waited.append(1), cancel.cancel())):
+            pytest.fail("entered a lock another thread holds")
+    assert waited == [1]
+    release.set()
+    thread.join(10)
+    with build_lock("k") as had_to_wait:
+        assert had_to_wait is False
+
+
+def test_the_build_lock_holds_across_processes(tmp_path, monkeypatch):
+    monkeypatch.setenv("XDG_RUNTIME_DIR", str(tmp_path))
+    code = ("import sys, time\nfrom jupyter_mlbox.core.build_lock import build_lock\n"
+            "with build_lock('k'):\n    print('in', flush=True)\n    sys.stdin.read()\n")
+    other = subprocess.Popen([sys.executable, "-c", code], stdin=subprocess.PIPE,
+                             stdout=subprocess.PIPE, text=True,
+                             env={**os.environ, "XDG_RUNTIME_DIR": str(tmp_path)})
+    try:
+        assert other.stdout.readline().strip() == "in"
+        cancel, waited = CancelToken(), []
+        with pytest.raises(UserCancelledError):
+            with build_lock("k", cancel=cancel,
+                            on_wait=lambda: (waited.append(1), cancel.cancel())):
+                pytest.fail("entered a lock another process holds")
+        assert waited == [1]
+    finally:
+        other.communicate("", timeout=10)
+    with build_lock("k") as had_to_wait:
+        assert had_to_wait is False
+
+
+def test_prune_removes_builder_and_untagged_images_only(memory_engine):
+    from jupyter_mlbox.core.images import list_leftover_images, prune_leftover_images
+
+    def image(id_, tags, labels):
+        memory_engine.images[id_] = {"Id": id_, "RepoTags": tags, "Size": 10, "Created": id_,
+                                     "Config": {"Labels": labels}}
+
+    image("sha256:b1", [], {"io.jupyter-mlbox.build-step": "builder"})
+    image("sha256:u1", ["<none>:<none>"], {"io.jupyter-mlbox.managed": "true"})
+    image("mlbox/keep:1", ["mlbox/keep:1"], {"io.jupyter-mlbox.managed": "true"})
+    image("sha256:other", [], {"someone.else": "x"})
+    assert {i.id for i in list_leftover_images(memory_engine)} == {"sha256:b1", "sha256:u1"}
+    removed, kept = prune_leftover_images(memory_engine)
+    assert {i.id for i in removed} == {"sha256:b1", "sha256:u1"} and kept == []
+    assert set(memory_engine.images) >= {"mlbox/keep:1", "sha256:other"}
+    assert "sha256:b1" not in memory_engine.images
