@@ -146,13 +146,20 @@ def _text(value: Any) -> str:
     return value.strip()
 
 
-def positive_number(value: Any) -> float:
+def _number(value: Any) -> float:
     if isinstance(value, bool):
         raise ValueError("expected a number")
     try:
         number = float(value)
     except (TypeError, ValueError):
         raise ValueError(f"expected a number, got {value!r}") from None
+    if number != number:  # NaN
+        raise ValueError(f"expected a number, got {value!r}")
+    return number
+
+
+def positive_number(value: Any) -> float:
+    number = _number(value)
     if number <= 0:
         raise ValueError("must be > 0")
     return number
@@ -160,13 +167,8 @@ def positive_number(value: Any) -> float:
 
 def non_negative_number(value: Any) -> float:
     """A number ≥ 0 (0 turns a limit off)."""
-    if isinstance(value, bool):
-        raise ValueError("expected a number")
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        raise ValueError(f"expected a number, got {value!r}") from None
-    if number < 0 or number != number:
+    number = _number(value)
+    if number < 0:
         raise ValueError("must be 0 (off) or more")
     return number
 

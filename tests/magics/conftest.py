@@ -18,6 +18,16 @@ def shared_image(engine, tmp_path_factory):
     return tag
 
 
+@pytest.fixture(scope="module")
+def ip():
+    """An in-process IPython shell with the extension loaded (no kernel, no daemon)."""
+    from IPython.core.interactiveshell import InteractiveShell
+
+    shell = InteractiveShell.instance()
+    shell.run_line_magic("load_ext", "jupyter_mlbox")
+    return shell
+
+
 @pytest.fixture
 def no_leftover_cell_containers(engine):
     """Fails the test if a container of a %%mlbox cell (or %mlbox run) outlives it.

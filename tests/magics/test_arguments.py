@@ -6,20 +6,12 @@ import threading
 
 import pytest
 from IPython.core.error import UsageError
-from IPython.core.interactiveshell import InteractiveShell
 
 from jupyter_mlbox.core.options import GpuRequest
 from jupyter_mlbox.errors import SerializationError
 from jupyter_mlbox.magics import is_setup_cell
 from jupyter_mlbox.variables import (OUTPUT_FILE, dumper_cell_source, loader_cell_source,
                                      pack_variables, read_out_values, split_names)
-
-
-@pytest.fixture(scope="module")
-def ip():
-    shell = InteractiveShell.instance()
-    shell.run_line_magic("load_ext", "jupyter_mlbox")
-    return shell
 
 
 @pytest.mark.parametrize("line, message", [

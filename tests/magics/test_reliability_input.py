@@ -4,16 +4,8 @@ from __future__ import annotations
 
 import pytest
 from IPython.core.error import UsageError
-from IPython.core.interactiveshell import InteractiveShell
 
 from jupyter_mlbox.core.events import ProgressEvent, ProgressState
-
-
-@pytest.fixture(scope="module")
-def ip():
-    shell = InteractiveShell.instance()
-    shell.run_line_magic("load_ext", "jupyter_mlbox")
-    return shell
 
 
 @pytest.mark.parametrize("line, message", [
