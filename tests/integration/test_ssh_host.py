@@ -15,18 +15,12 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from tests.conftest import write_notebook
+from tests.conftest import free_port, write_notebook
 from tests.integration.helpers import cli
 
 pytestmark = pytest.mark.docker
 
 ALIAS, DEAD, REFUSED = "mlbox-test-box", "mlbox-dead-box", "mlbox-refused-box"
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
@@ -39,7 +33,7 @@ def ssh_box(tmp_path_factory):
         subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(root / key)],
                        check=True)
     shutil.copy(root / "user.pub", root / "authorized_keys")
-    port = _free_port()
+    port = free_port()
     (root / "sshd_config").write_text(
         f"Port {port}\nListenAddress 127.0.0.1\nHostKey {root / 'host'}\n"
         f"PidFile {root / 'sshd.pid'}\nAuthorizedKeysFile {root / 'authorized_keys'}\n"
