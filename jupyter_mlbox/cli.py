@@ -231,14 +231,17 @@ def _handle_termination() -> None:
             signal.signal(number, _terminate)  # nohup's SIG_IGN stays: the user asked for it
 
 
-def _start_reaper():
+def _start_reaper(host: str | None):
     """Remove containers of earlier runs whose process is gone (SIGKILL, a crash, a daemon
-    restart), beside the command (a daemon that does not answer only skips it)."""
+    restart) on the daemon this command talks to, beside the command (a daemon that does not
+    answer only skips it)."""
     import threading
 
+    from .core.engine import connect
     from .core.orphans import reap_quietly
 
-    reaper = threading.Thread(target=reap_quietly, name="mlbox-reaper", daemon=True)
+    reaper = threading.Thread(target=reap_quietly, args=(lambda: connect(host),),
+                              name="mlbox-reaper", daemon=True)
     reaper.start()
     return reaper
 
@@ -266,7 +269,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.exit(EXIT_USAGE, f"{parser.prog}: error: {err}\n")
     progress = TerminalProgress(quiet=getattr(args, "quiet", False),
                                 verbose=getattr(args, "verbose", False))
-    reaper = _start_reaper()
+    reaper = _start_reaper(args.run.host)
     try:
         _handle_termination()
         try:

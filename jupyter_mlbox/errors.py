@@ -48,6 +48,11 @@ class DaemonUnavailableError(EngineError):
     """No Docker daemon answers where we looked."""
 
 
+class DaemonGoneError(DaemonUnavailableError):
+    """The daemon answered, then its connection broke mid-operation (it stopped, crashed or
+    restarted, or the ssh link dropped)."""
+
+
 class GPUUnavailableError(EngineError):
     """GPUs were requested but the daemon has no NVIDIA support."""
 

@@ -19,7 +19,7 @@ from .events import CancelToken, ProgressCallback, ProgressEvent, ignore_progres
 from .options import BuildOptions
 from .distributions import installed_closure
 from .inference import InferenceResult, infer_requirements, installable_pin
-from .notebook import code_cell_sources, read_notebook
+from .notebook import code_cell_sources, read_notebook, source_id
 from .pip_settings import PipSettings, host_pip_settings
 from .system_packages import SystemPackage, plan_system_packages
 from .report import PlanReport, import_sources, plan_report
@@ -121,7 +121,8 @@ def plan_image(sources: Iterable[str], *, notebook_name: str, search_dir: Path |
                embedded_files: Mapping[str, bytes] | None = None,
                entry_notebook: str | None = None,
                inference: InferenceResult | None = None,
-               traced: Iterable[str] = (), lock_beside: Path | None = None) -> ImagePlan:
+               traced: Iterable[str] = (), lock_beside: Path | None = None,
+               source_id: str = "") -> ImagePlan:
     """Infer requirements for ``sources`` (unless ``inference`` is given) and render the build.
 
     ``lock_beside`` is the notebook whose ``.mlbox.lock`` the build installs when there is one
@@ -145,7 +146,7 @@ def plan_image(sources: Iterable[str], *, notebook_name: str, search_dir: Path |
     spec = ImageSpec(requirements=tuple(requirements), notebook_name=notebook_name,
                      base_image=base_image, pip=pip,
                      embedded_files=dict(embedded_files or {}), entry_notebook=entry_notebook,
-                     apt=system.names(), lock_text=lock.text if lock else None,
+                     source_id=source_id, apt=system.names(), lock_text=lock.text if lock else None,
                      apt_excluded=tuple(sorted(set(options.exclude_apt))))
     return ImagePlan(inference, spec, render_build_context(spec),
                      list(inference.warnings) + system.warnings,
@@ -202,7 +203,8 @@ def plan_notebook(path: str | Path, options: BuildOptions = BuildOptions(), *,
     plan = plan_image(sources, notebook_name=path.name, search_dir=path.parent,
                       options=options, pip=pip, embedded_files=embedded,
                       entry_notebook=in_project if self_contained else None,
-                      inference=inference, lock_beside=path)
+                      inference=inference, lock_beside=path,
+                      source_id=source_id(path) if self_contained else "")
     plan.local_files = project.files
     plan.notebook_dir = project.notebook_dir
     plan.imported = import_sources(sources)

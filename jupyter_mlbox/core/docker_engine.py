@@ -18,7 +18,8 @@ import docker
 import docker.errors
 from docker.types import DeviceRequest
 
-from ..errors import (BuildError, ConflictError, DaemonUnavailableError, EngineError,
+from ..errors import (BuildError, ConflictError, DaemonGoneError, DaemonUnavailableError,
+                      EngineError,
                       FileTooLargeError, GPUUnavailableError, ImageNotFoundError, PushError,
                       UserCancelledError)
 from .engine import GPU_HELP, ContainerHandle, ContainerOutcome, Engine
@@ -125,6 +126,67 @@ def abort_stream(response) -> None:
         pass
 
 
+#: What a broken daemon connection raises from below docker-py: requests' and urllib3's
+#: connection errors, a chunked stream cut short, the socket's own errors.
+def _connection_errors() -> tuple[type[BaseException], ...]:
+    import http.client
+
+    import requests.exceptions
+    import urllib3.exceptions
+
+    return (requests.exceptions.ConnectionError, requests.exceptions.ChunkedEncodingError,
+            urllib3.exceptions.ProtocolError, http.client.IncompleteRead, ConnectionError)
+
+
+def daemon_gone(host: str, err: BaseException) -> DaemonGoneError | None:
+    """The sentence for ``err`` when it means the daemon's connection broke, else None."""
+    if not isinstance(err, _connection_errors()):
+        return None
+    reason = _innermost_reason(err)
+    return DaemonGoneError(
+        f"the Docker daemon at {host} went away ({reason}); start it again (or check the "
+        f"connection to it): the next jupyter mlbox command removes what this run left there")
+
+
+def _innermost_reason(err: BaseException) -> str:
+    """``connection reset by peer`` from requests' nest of wrapped errors (an OSError's own
+    words, found in the arguments or the cause), else the outermost error's first line."""
+    seen, pending = set(), [err]
+    while pending:
+        current = pending.pop(0)
+        if id(current) in seen:
+            continue
+        seen.add(id(current))
+        if isinstance(current, OSError) and current.strerror:
+            return current.strerror.lower()
+        pending += [a for a in getattr(current, "args", ()) if isinstance(a, BaseException)]
+        pending += [c for c in (current.__cause__, current.__context__) if c is not None]
+    text = str(err).splitlines()[0][:160] if str(err) else ""
+    return text or type(err).__name__
+
+
+def _translating_daemon_errors(cls):
+    """Every public method of ``cls`` raises DaemonGoneError, one sentence, where a broken
+    connection would surface as a chain of requests/urllib3 tracebacks. One place, so no call
+    site can forget it."""
+    import functools
+
+    def translated(method):
+        @functools.wraps(method)
+        def call(self, *args, **kwargs):
+            try:
+                return method(self, *args, **kwargs)
+            except _connection_errors() as err:
+                raise daemon_gone(self.host, err) from err
+        return call
+
+    for name, member in list(vars(cls).items()):
+        if not name.startswith("_") and callable(member) and not isinstance(
+                member, (classmethod, staticmethod, property)):
+            setattr(cls, name, translated(member))
+    return cls
+
+
 def _explain(err: Exception) -> str:
     text = getattr(err, "explanation", None) or str(err)
     if isinstance(text, bytes):
@@ -132,6 +194,7 @@ def _explain(err: Exception) -> str:
     return str(text)
 
 
+@_translating_daemon_errors
 class DockerEngine(Engine):
     """A connection to one Docker daemon (or a Docker-compatible API: Podman's)."""
 
@@ -348,6 +411,10 @@ class DockerEngine(Engine):
             api.close()
         if state.get("exception") is not None:
             err = state["exception"]
+            gone = daemon_gone(self.host, err)
+            if gone is not None:
+                self._remove_step_containers_quietly(marker, started)
+                raise gone from err
             raise BuildError(f"build of {tag} failed: {_explain(err)}", step=state["step"],
                              log="\n".join(log)) from err
         if state["error"]:
@@ -399,8 +466,11 @@ class DockerEngine(Engine):
                          environment: Mapping[str, str], labels: Mapping[str, str],
                          gpus: GpuRequest = GpuRequest(), memory: str | None = None,
                          cpus: float | None = None, shm_size: str | None = None,
-                         network_mode: str | None = None) -> ContainerHandle:
+                         network_mode: str | None = None,
+                         auto_remove: bool = False) -> ContainerHandle:
         kwargs = {"pids_limit": PIDS_LIMIT}
+        if auto_remove:
+            kwargs["auto_remove"] = True
         if shm_size:
             kwargs["shm_size"] = shm_size
         if memory:
@@ -571,13 +641,72 @@ class DockerEngine(Engine):
             pass
 
     def remove_container(self, container: ContainerHandle) -> None:
+        """Remove it; when the daemon is gone, leave it to the reaper (core/orphans.py) of the
+        next start rather than hide why the run ended under a second error."""
         try:
             self._remove_quietly(self._container(container))
         except docker.errors.NotFound:
             pass
+        except _connection_errors():
+            pass
         finally:
             self._containers.pop(container.id, None)
             self._release_stdin(container)
+
+    def follow(self, container: ContainerHandle,
+               on_line: Callable[[str], None]) -> Callable[[], None]:
+        """Through an attach of stdout/stderr (not the log file: no log driver in between,
+        and it works with any log driver)."""
+        from docker.utils.socket import frames_iter
+
+        try:
+            sock = self._client.api.attach_socket(container.id,
+                                                  params={"stdout": 1, "stderr": 1, "stream": 1})
+        except docker.errors.APIError as err:
+            raise EngineError(f"cannot follow the container's output: {_explain(err)}") from err
+
+        def read() -> None:
+            buffer = b""
+            try:
+                for _, data in frames_iter(sock, tty=False):
+                    buffer += data
+                    *lines, buffer = buffer.split(b"\n")
+                    for line in lines:
+                        on_line(line.decode(errors="replace"))
+            except Exception:  # noqa: BLE001 - stopped, or the container went away
+                pass
+            finally:
+                on_line(None)
+
+        threading.Thread(target=read, name="mlbox-follow", daemon=True).start()
+
+        def stop() -> None:
+            raw = getattr(sock, "_sock", sock)
+            try:
+                raw.shutdown(socket.SHUT_RDWR)
+            except (OSError, AttributeError):
+                pass
+            try:
+                sock.close()
+            except Exception:  # noqa: BLE001 - already closed
+                pass
+        return stop
+
+    def send_line(self, container: ContainerHandle, line: str) -> bool:
+        sock = self._stdin.get(container.id)
+        if sock is None:
+            return False
+        data = (line.rstrip("\n") + "\n").encode()
+        raw = getattr(sock, "_sock", sock)
+        try:
+            if hasattr(raw, "sendall"):
+                raw.sendall(data)
+            else:
+                raw.write(data)
+                getattr(raw, "flush", lambda: None)()
+        except OSError:
+            return False
+        return True
 
     def list_containers(self, label: str) -> list[ContainerHandle]:
         found = self._call(self._client.containers.list, all=True, filters={"label": label})

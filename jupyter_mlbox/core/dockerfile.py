@@ -27,6 +27,7 @@ REQUIREMENTS_HASH_LABEL = f"{LABEL_PREFIX}.requirements-sha256"
 REQUIREMENTS_LABEL = f"{LABEL_PREFIX}.requirements"
 VERSION_LABEL = f"{LABEL_PREFIX}.version"
 KIND_LABEL = f"{LABEL_PREFIX}.kind"
+SOURCE_LABEL = f"{LABEL_PREFIX}.source-id"
 #: The Debian packages installed in the final stage (only on images that have some).
 APT_LABEL = f"{LABEL_PREFIX}.apt"
 #: Set on the builder stage only (value ``builder``, the same for every notebook, so the layer
@@ -64,6 +65,9 @@ class ImageSpec:
     #: For exported images: files baked into the work directory, and the notebook to execute.
     embedded_files: Mapping[str, bytes] = field(default_factory=dict)
     entry_notebook: str | None = None
+    #: For exported images: which notebook file made it (notebook.source_id), so that only the
+    #: same notebook's export may move its tag; two ``analysis.ipynb`` are not the same.
+    source_id: str = ""
     #: Debian packages installed in the final stage (apt.txt, --apt, inferred), sorted.
     apt: tuple[str, ...] = ()
     #: A lock (lock.py): when given, the builder installs exactly it, hashes required.
@@ -253,6 +257,8 @@ def render_build_context(spec: ImageSpec) -> BuildContext:
     }
     if spec.apt:
         labels[APT_LABEL] = ",".join(_apt_names(spec))
+    if spec.source_id:
+        labels[SOURCE_LABEL] = spec.source_id
     files = {"requirements.txt": requirements_txt.encode(), "runner.py": runner_source(),
              "shared_libraries.py": resources.files("jupyter_mlbox.core").joinpath(
                  "shared_libraries.py").read_bytes(),

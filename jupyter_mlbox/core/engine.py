@@ -12,6 +12,7 @@ import abc
 from dataclasses import dataclass, field
 from typing import Callable, Mapping
 
+from ..errors import EngineError
 from .events import CancelToken
 from .options import GpuRequest
 
@@ -109,7 +110,10 @@ class Engine(abc.ABC):
                          environment: Mapping[str, str], labels: Mapping[str, str],
                          gpus: GpuRequest = GpuRequest(), memory: str | None = None,
                          cpus: float | None = None, shm_size: str | None = None,
-                         network_mode: str | None = None) -> ContainerHandle: ...
+                         network_mode: str | None = None,
+                         auto_remove: bool = False) -> ContainerHandle:
+        """``auto_remove``: the daemon removes it once it exits (a session that stops itself
+        leaves nothing, even when the host is gone)."""
 
     @abc.abstractmethod
     def start(self, container: ContainerHandle) -> None:
@@ -143,6 +147,20 @@ class Engine(abc.ABC):
 
     @abc.abstractmethod
     def list_containers(self, label: str) -> list[ContainerHandle]: ...
+
+    # --- talking to a running container (sessions) ---------------------------------------------
+
+    def follow(self, container: ContainerHandle,
+               on_line: Callable[[str], None]) -> Callable[[], None]:
+        """Call ``on_line`` with each line the container writes from now on (stdout and
+        stderr), in a thread, and ``on_line(None)`` when its output ends; return what stops
+        following. Called before ``start`` so that no line is missed."""
+        raise EngineError(f"{type(self).__name__} cannot follow a container's output")
+
+    def send_line(self, container: ContainerHandle, line: str) -> bool:
+        """Write ``line`` to the container's stdin (held since ``start``); False when this
+        engine holds no stdin for it (the caller then falls back to files)."""
+        return False
 
 
 def connect(base_url: str | None = None) -> Engine:

@@ -19,7 +19,7 @@ from pathlib import Path
 
 from ..errors import ConflictError, OptionError
 from .build import build_image, plan_notebook
-from .dockerfile import KIND_LABEL, MANAGED_LABEL, NOTEBOOK_LABEL
+from .dockerfile import KIND_LABEL, MANAGED_LABEL, NOTEBOOK_LABEL, SOURCE_LABEL
 from .engine import Engine
 from .events import CancelToken, ProgressCallback, ProgressEvent, ignore_progress
 from .options import BuildOptions
@@ -58,7 +58,8 @@ def export_image(engine: Engine, path: str | Path, tag: str, *,
     tag = normalized_tag(tag)
     _, plan = plan_notebook(path, build_options, on_event=on_event, self_contained=True)
     check_export_tag(engine, tag, notebook_name=plan.spec.notebook_name,
-                     base_image=plan.spec.base_image, force=force)
+                     base_image=plan.spec.base_image, force=force,
+                     source=plan.spec.source_id)
     if cancel is not None:
         cancel.raise_if_cancelled()
     build = build_image(engine, plan, rebuild=build_options.rebuild, on_event=on_event,
@@ -126,13 +127,14 @@ def _base_images(engine: Engine, base_image: str) -> set[str]:
 
 
 def check_export_tag(engine: Engine, tag: str, *, notebook_name: str, base_image: str,
-                     force: bool = False) -> None:
+                     force: bool = False, source: str = "") -> None:
     """Refuse to move ``tag`` off an image that is not an earlier export of this notebook.
 
     Never (not even with ``force``): a content-hash tag (``mlbox/NAME:HASH``) or a base image
     (this export's or any jupyter_mlbox image's, by name or by id): moving one broke every later
     build. Without ``force``: any other existing image whose labels do not say "exported by
-    jupyter_mlbox from this notebook"."""
+    jupyter_mlbox from this notebook" (``source``: notebook.source_id, this file; an export
+    made before that label existed is judged by the notebook's name)."""
     if _CACHE_TAG.match(tag):
         example = notebook_name.rsplit(".", 1)[0].lower()
         raise ConflictError(f"{tag} is a jupyter_mlbox content-hash tag (mlbox/NAME:HASH) that "
@@ -156,11 +158,14 @@ def check_export_tag(engine: Engine, tag: str, *, notebook_name: str, base_image
             raise
         except Exception:  # noqa: BLE001 - a base that cannot be inspected is not this one
             continue
+    same_file = (labels[SOURCE_LABEL] == source if labels.get(SOURCE_LABEL) and source
+                 else labels.get(NOTEBOOK_LABEL) == notebook_name)
     ours = (labels.get(MANAGED_LABEL) == "true" and labels.get(KIND_LABEL) == "export"
-            and labels.get(NOTEBOOK_LABEL) == notebook_name)
+            and same_file)
     if ours or force:
         return
-    made = (f"an export of {labels.get(NOTEBOOK_LABEL)}" if labels.get(KIND_LABEL) == "export"
+    made = (f"an export of {labels.get(NOTEBOOK_LABEL)}"
+            + (" from another folder" if labels.get(NOTEBOOK_LABEL) == notebook_name else "") if labels.get(KIND_LABEL) == "export"
             else "a jupyter_mlbox environment image" if labels.get(MANAGED_LABEL) == "true"
             else "an image jupyter_mlbox did not make")
     raise ConflictError(f"{tag} already exists and is {made}, not an export of {notebook_name}; "

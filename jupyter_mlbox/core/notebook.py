@@ -13,6 +13,7 @@ import tempfile
 import uuid
 import warnings as _warnings
 from dataclasses import dataclass
+from glob import escape as glob_escape
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
@@ -241,6 +242,35 @@ def _refuse_special(path: Path) -> None:
                             f"regular file or a new path: name one, e.g. -o out.ipynb")
 
 
+def source_id(path: str | os.PathLike) -> str:
+    """Which notebook file this is, as a label may say without naming it: a hash of the host
+    and the absolute path (two ``analysis.ipynb`` in two folders are different notebooks)."""
+    import hashlib
+    import socket
+
+    where = f"{socket.gethostname()}:{Path(path).resolve()}"
+    return hashlib.sha256(where.encode()).hexdigest()[:16]
+
+
+def _temp_prefix(path: Path, pid: int) -> str:
+    return f".{path.name[:64]}.{pid}."
+
+
+def _remove_stale_temp_files(path: Path) -> None:
+    """The temp files of earlier writes of ``path`` whose writer process is gone (SIGKILL or
+    a power cut mid-write); a live writer's is left alone."""
+    for stale in path.parent.glob(f".{glob_escape(path.name[:64])}.*.tmp"):
+        pid = stale.name[len(path.name[:64]) + 2:].split(".", 1)[0]
+        if not pid.isdigit():
+            continue
+        try:
+            os.kill(int(pid), 0)
+        except ProcessLookupError:
+            stale.unlink(missing_ok=True)
+        except (PermissionError, OverflowError):
+            pass
+
+
 def write_notebook_atomic(nb: NotebookNode, path: str | os.PathLike) -> Path:
     """Write ``nb`` to ``path`` through a temp file and a rename: never a half-written file.
 
@@ -252,8 +282,11 @@ def write_notebook_atomic(nb: NotebookNode, path: str | os.PathLike) -> Path:
     _refuse_special(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     mode = _mode_for(path)
-    # a short temp name: any name the file system takes for the result also fits the temp file
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name[:64]}.", suffix=".tmp", dir=path.parent)
+    _remove_stale_temp_files(path)
+    # a short temp name (any name the file system takes for the result also fits), with the
+    # writer's pid: a writer killed with SIGKILL leaves it, and the next write removes it
+    fd, tmp = tempfile.mkstemp(prefix=_temp_prefix(path, os.getpid()), suffix=".tmp",
+                               dir=path.parent)
     try:
         os.fchmod(fd, mode)
         with os.fdopen(fd, "w", encoding="utf-8") as handle:

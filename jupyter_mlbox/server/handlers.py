@@ -87,6 +87,13 @@ class MlboxHandler(APIHandler):
     def jobs(self):
         return self.mlbox.job_manager
 
+    @property
+    def username(self) -> str:
+        """Who asks (jupyter_server's identity provider): on a server several people reach,
+        jobs are theirs alone to see and cancel."""
+        user = self.current_user
+        return getattr(user, "username", None) or str(user or "")
+
     def write_error(self, status_code: int, **kwargs: Any) -> None:
         err = kwargs.get("exc_info", (None, None, None))[1]
         if not isinstance(err, MlboxError):
@@ -216,7 +223,7 @@ class JobSubmitHandler(MlboxHandler):
             work = _noting(note, work)
         root = self.root_dir()
         job = self.jobs.submit(self.kind, api_path, work, label=label,
-                               api_path=lambda file: _relative(file, root))
+                               api_path=lambda file: _relative(file, root), owner=self.username)
         self.set_status(202)
         self.finish(job.as_dict())
 
@@ -280,13 +287,14 @@ class ExportsHandler(JobSubmitHandler):
 class JobsHandler(MlboxHandler):
     @web.authenticated
     async def get(self):
-        self.finish({"jobs": [job.as_dict(log=False) for job in self.jobs.list()]})
+        self.finish({"jobs": [job.as_dict(log=False)
+                              for job in self.jobs.list(owner=self.username)]})
 
 
 class JobHandler(MlboxHandler):
     def job(self, job_id: str):
         job = self.jobs.get(job_id)
-        if job is None:
+        if job is None or job.owner != self.username:  # another's job is not there for you
             raise RequestError(f"no job {job_id}", 404)
         return job
 

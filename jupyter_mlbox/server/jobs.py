@@ -32,12 +32,14 @@ PATH_FIELDS = ("output_path",)
 class Job:
     """One build, run or export: its task, and what the panel lists it by.
 
-    ``api_path`` turns a file path of the result into one relative to the server root.
+    ``api_path`` turns a file path of the result into one relative to the server root;
+    ``owner`` is the user who asked (only they see and cancel it).
     """
 
     def __init__(self, kind: str, path: str, task: Task, label: str = "",
-                 api_path: Callable[[Path], str] | None = None) -> None:
+                 api_path: Callable[[Path], str] | None = None, owner: str = "") -> None:
         self.id = uuid.uuid4().hex[:12]
+        self.owner = owner
         self.kind = kind
         self.path = path
         self.label = label
@@ -119,10 +121,10 @@ class JobManager(LoggingConfigurable):
                                             thread_name_prefix="mlbox-job")
 
     def submit(self, kind: str, path: str, work: Work, label: str = "",
-               api_path: Callable[[Path], str] | None = None) -> Job:
+               api_path: Callable[[Path], str] | None = None, owner: str = "") -> Job:
         """Queue ``work(emit, cancel) -> result`` (a core result, a dict or None)."""
         job = Job(kind, path, Task(work, follow=False, log_lines=self.log_lines), label,
-                  api_path)
+                  api_path, owner)
         with self._lock:
             pending = sum(1 for other in self._jobs.values() if not other.is_final)
             if pending >= self.max_pending:
@@ -148,11 +150,14 @@ class JobManager(LoggingConfigurable):
         with self._lock:
             return self._jobs.get(job_id)
 
-    def list(self) -> list[Job]:
-        """The jobs not ended yet and the ``keep_jobs`` newest that ended."""
+    def list(self, owner: str | None = None) -> list[Job]:
+        """The jobs not ended yet and the ``keep_jobs`` newest that ended (``owner``'s only,
+        when given)."""
         with self._lock:
             self._forget_old()
-            return sorted(self._jobs.values(), key=lambda job: job.created, reverse=True)
+            return sorted((job for job in self._jobs.values()
+                           if owner is None or job.owner == owner),
+                          key=lambda job: job.created, reverse=True)
 
     def cancel(self, job: Job) -> None:
         job.task.cancel()

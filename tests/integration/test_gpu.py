@@ -5,23 +5,19 @@ NVIDIA_VISIBLE_DEVICES set; it does not prove that CUDA works, since no real GPU
 from __future__ import annotations
 
 import json
-import os
 import shutil
-import signal
-import subprocess
 import tempfile
-import time
 from pathlib import Path
 
 import pytest
 
 from jupyter_mlbox.core.build import build_image, plan_image
-from jupyter_mlbox.core.docker_engine import DockerEngine
 from jupyter_mlbox.core.notebook import new_notebook_from_cells
 from jupyter_mlbox.core.run import RunOptions, run_notebook
 from jupyter_mlbox.errors import GPUUnavailableError
 
 from .helpers import outputs
+from .second_daemon import SecondDaemon
 
 pytestmark = pytest.mark.docker
 
@@ -47,47 +43,21 @@ def image(engine):
 
 @pytest.fixture(scope="module")
 def gpu_daemon(image):
-    """A second dockerd whose PATH has the stand-in hook; the image is loaded into it.
-
-    It runs in a network namespace of its own with no bridge, so containers there use
-    ``--network none``."""
-    root = Path(tempfile.mkdtemp(prefix="/tmp/mlbox-gpu-"))
-    (root / "bin").mkdir()
-    record = root / "hook-calls.jsonl"
-    hook = root / "bin" / "nvidia-container-runtime-hook"
+    """A second dockerd whose PATH has the stand-in hook; the image is loaded into it. It has
+    no bridge (second_daemon.py), so containers there use ``--network none``."""
+    bin_dir = Path(tempfile.mkdtemp(prefix="/tmp/mlbox-gpu-"))
+    record = bin_dir / "hook-calls.jsonl"
+    hook = bin_dir / "nvidia-container-runtime-hook"
     hook.write_text(HOOK.format(record=str(record)))
     hook.chmod(0o755)
-    socket = f"unix://{root}/docker.sock"
-    log = open(root / "dockerd.log", "w")
-    # Its own network namespace: a second dockerd must not touch the host's docker0 bridge.
-    daemon = subprocess.Popen(
-        ["unshare", "--net", "--", "dockerd", "--host", socket, "--data-root", str(root / "data"),
-         "--exec-root", str(root / "exec"), "--pidfile", str(root / "docker.pid"),
-         "--bridge", "none", "--iptables=false", "--ip-masq=false"],
-        stdout=log, stderr=subprocess.STDOUT,
-        env={**os.environ, "PATH": f"{root / 'bin'}:{os.environ['PATH']}"})
+    daemon = SecondDaemon(path_prefix=bin_dir)
     try:
-        for _ in range(60):
-            try:
-                second = DockerEngine.connect(socket)
-                break
-            except Exception:
-                time.sleep(0.5)
-        else:
-            pytest.fail("the second dockerd did not start: " + (root / "dockerd.log").read_text())
-        saved = subprocess.Popen(["docker", "save", image], stdout=subprocess.PIPE)
-        subprocess.run(["docker", "-H", socket, "load", "-q"], stdin=saved.stdout, check=True,
-                       capture_output=True)
-        saved.wait()
+        second = daemon.start()
+        daemon.load(image)
         yield second, record
     finally:
-        daemon.send_signal(signal.SIGTERM)
-        try:
-            daemon.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            daemon.kill()
-        log.close()
-        shutil.rmtree(root, ignore_errors=True)
+        daemon.stop()
+        shutil.rmtree(bin_dir, ignore_errors=True)
 
 
 def printed(result) -> str:

@@ -71,6 +71,10 @@ def test_export_refuses_another_notebooks_tag_unless_forced(tmp_path, engine):
             export_image(engine, mine, tag)
         assert image_id(tag) == image_id(first.content_tag)  # not moved
         again = export_image(engine, other, tag)  # its own earlier export: moved freely
+        namesake = write_notebook(tmp_path / "elsewhere" / "other.ipynb", ["print('not it')"])
+        with pytest.raises(ConflictError, match="export of other.ipynb from another folder"):
+            export_image(engine, namesake, tag)  # the same name is not the same notebook
+        assert image_id(tag) == image_id(again.content_tag)
         forced = export_image(engine, mine, tag, force=True)
         assert image_id(tag) == image_id(forced.content_tag) != image_id(again.content_tag)
     finally:

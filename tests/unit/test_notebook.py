@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import os
 
+import nbformat
 import pytest
 
 from jupyter_mlbox.core.container_runner import inject_parameters, parse_parameter_value
@@ -54,3 +55,41 @@ def test_parameters_go_after_the_parameters_cell():
 
 def test_default_output_path(tmp_path):
     assert default_output_path(tmp_path / "a.ipynb") == tmp_path / "a.mlbox.ipynb"
+
+
+def test_a_writer_killed_mid_write_leaves_a_temp_file_the_next_write_removes(tmp_path):
+    """SIGKILL cannot be handled: the temp file stays, named with the dead writer's pid, and
+    the next write of the same notebook removes it (a live writer's is kept)."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    out = tmp_path / "result.ipynb"
+    writer = subprocess.Popen([sys.executable, "-c", f"""
+import time, nbformat
+from jupyter_mlbox.core import notebook
+def slow_write(nb, handle):
+    handle.write('{{"half": ')
+    handle.flush()
+    time.sleep(60)
+notebook.nbformat.write = slow_write
+notebook.write_notebook_atomic(nbformat.v4.new_notebook(), {str(out)!r})
+"""])
+    try:
+        for _ in range(200):
+            if list(tmp_path.glob(".result.ipynb.*.tmp")):
+                break
+            time.sleep(0.05)
+    finally:
+        writer.send_signal(signal.SIGKILL)
+        writer.wait()
+    [stale] = tmp_path.glob(".result.ipynb.*.tmp")
+    live = tmp_path / f".result.ipynb.{os.getppid()}.abcd.tmp"  # a writer still alive
+    live.write_text("{")
+
+    write_notebook_atomic(nbformat.v4.new_notebook(), out)
+
+    assert not stale.exists()
+    assert live.exists()
+    assert nbformat.read(str(out), as_version=4).cells == []

@@ -127,3 +127,19 @@ def test_prune_removes_builder_and_untagged_images_only(memory_engine):
     assert {i.id for i in removed} == {"sha256:b1", "sha256:u1"} and kept == []
     assert set(memory_engine.images) >= {"mlbox/keep:1", "sha256:other"}
     assert "sha256:b1" not in memory_engine.images
+
+
+def test_daemon_gone_names_the_innermost_reason():
+    import requests.exceptions
+    import urllib3.exceptions
+
+    from jupyter_mlbox.core.docker_engine import daemon_gone
+    from jupyter_mlbox.errors import DaemonGoneError
+
+    reset = ConnectionResetError(104, "Connection reset by peer")
+    wrapped = requests.exceptions.ConnectionError(
+        urllib3.exceptions.ProtocolError("Connection aborted.", reset))
+    gone = daemon_gone("ssh://gpu-box", wrapped)
+    assert isinstance(gone, DaemonGoneError)
+    assert "at ssh://gpu-box went away (connection reset by peer)" in str(gone)
+    assert daemon_gone("ssh://gpu-box", ValueError("not a connection error")) is None
