@@ -15,7 +15,8 @@ from packaging.utils import canonicalize_name
 from .dockerfile import RUNTIME_PACKAGES, BuildContext, ImageSpec, default_base_image, \
     render_build_context
 from .engine import Engine
-from .events import CancelToken, ProgressCallback, ProgressEvent, ignore_progress
+from .events import (CancelToken, ProgressCallback, ProgressEvent, ignore_progress,
+                     upload_progress)
 from .options import BuildOptions
 from .distributions import installed_closure
 from .inference import InferenceResult, infer_requirements, installable_pin
@@ -260,7 +261,8 @@ def _build_locked(engine: Engine, plan: ImagePlan, *, rebuild: bool,
             plan.context.tar_bytes(), tag,
             on_line=lambda line: on_event(ProgressEvent("building", "log", line)),
             on_step=lambda i, n, text: on_event(ProgressEvent("building", "step", text, i, n)),
-            cancel=cancel, nocache=rebuild)
+            cancel=cancel, nocache=rebuild,
+            on_upload=upload_progress(on_event, "building", "the build context", engine.host))
     except BuildError as err:  # the library check's sentence is the message, not "returned 3"
         sentence = stop_sentence(err.log)
         if sentence is None:

@@ -234,6 +234,32 @@ def execute(nb, *, cell_timeout=None, cwd=None, allow_errors=False, run_timeout=
     return nb, {"status": "ok"}, EXIT_OK
 
 
+def gpus_seen(run=None):
+    """The GPUs this container sees, read where the driver is (``nvidia-smi``, which the
+    NVIDIA runtime mounts into a container that asked for GPUs): a list of {name, driver,
+    memory}; None when no GPU was asked for (NVIDIA_VISIBLE_DEVICES unset or void); a dict
+    with ``error`` when one was and none could be read (the notebook says so, not the host)."""
+    import subprocess
+
+    visible = os.environ.get("NVIDIA_VISIBLE_DEVICES", "")
+    if visible in {"", "void", "none"}:
+        return None
+    run = run or subprocess.run
+    try:
+        done = run(["nvidia-smi", "--query-gpu=name,driver_version,memory.total",
+                    "--format=csv,noheader"], capture_output=True, text=True, timeout=20)
+    except (OSError, subprocess.SubprocessError) as err:
+        return {"error": f"nvidia-smi could not run: {err}"}
+    if done.returncode != 0:
+        return {"error": f"nvidia-smi failed: {(done.stderr or done.stdout).strip()[:300]}"}
+    gpus = []
+    for line in done.stdout.splitlines():
+        fields = [field.strip() for field in line.split(",")]
+        if len(fields) >= 3 and fields[0]:
+            gpus.append({"name": fields[0], "driver": fields[1], "memory": fields[2]})
+    return gpus or {"error": "nvidia-smi listed no GPU"}
+
+
 def exit_when_stdin_closes():
     """Watch stdin in a thread; when it ends, exit at once (as PID 1, which stops the container
     and every process in it). jupyter_mlbox attaches to the container's stdin and never
@@ -313,6 +339,9 @@ def main(argv=None):
                                   allow_errors=args.allow_errors, run_timeout=args.run_timeout,
                                   inactivity=args.inactivity, output=args.output)
     nb.metadata["mlbox"] = outcome
+    seen = gpus_seen()
+    if seen is not None:
+        outcome["gpus_seen"] = seen
     _write_atomic(nb, args.output)
     if status != EXIT_OK:
         print(f"mlbox-runner: {outcome['status']}: {outcome.get('ename')}: "

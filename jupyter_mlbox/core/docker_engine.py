@@ -47,6 +47,49 @@ MAX_FILE_BYTES = 2 << 30
 _TAR_SLACK = 1 << 20
 
 
+#: Uploads larger than this (a run's files, a build context) say how far they are.
+UPLOAD_PROGRESS_BYTES = 4 << 20
+
+
+class _ProgressBody(io.RawIOBase):
+    """``data`` as a request body that tells ``report(sent, total)`` as requests reads it
+    (http.client sends a file-like body block by block, so this measures the upload itself);
+    ``len()`` gives requests its Content-Length."""
+
+    def __init__(self, data: bytes, report: Callable[[int, int], None]) -> None:
+        self._view = memoryview(data)
+        self._sent = 0
+        self._report = report
+
+    def __len__(self) -> int:
+        return len(self._view)
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:
+        chunk = self._view[self._sent:self._sent + len(buffer)]
+        buffer[:len(chunk)] = chunk
+        self._sent += len(chunk)
+        if len(chunk):
+            self._report(self._sent, len(self._view))
+        return len(chunk)
+
+
+def upload_body(data: bytes, *, compress: bool,
+                on_progress: Callable[[int, int], None] | None):
+    """What to send for a tar archive: gzip'd for a daemon that is not local (dockerd reads
+    compressed archives for copies and build contexts alike), and reporting its progress when
+    it is large; plain bytes otherwise."""
+    import gzip
+
+    if compress:
+        data = gzip.compress(data, compresslevel=3)
+    if on_progress is None or len(data) < UPLOAD_PROGRESS_BYTES:
+        return data
+    return _ProgressBody(data, on_progress)
+
+
 def _size(count: int) -> str:
     return f"{count / (1 << 30):g} GiB" if count >= 1 << 30 else f"{count / (1 << 20):,.1f} MiB"
 
@@ -344,7 +387,8 @@ class DockerEngine(Engine):
 
     def build(self, context_tar: bytes, tag: str, *, on_line: Callable[[str], None],
               on_step: Callable[[int, int, str], None], cancel: CancelToken | None = None,
-              nocache: bool = False, step_label: tuple[str, str] | None = None) -> str:
+              nocache: bool = False, step_label: tuple[str, str] | None = None,
+              on_upload: Callable[[int, int], None] | None = None) -> str:
         """Build with the classic builder; return the image id.
 
         The build runs in a worker thread on a client of its own, so that Stop/Ctrl-C can close
@@ -370,8 +414,10 @@ class DockerEngine(Engine):
 
         def stream() -> None:
             try:
-                for chunk in api.build(fileobj=io.BytesIO(context_tar), custom_context=True,
-                                       tag=tag, rm=True, forcerm=True, pull=False,
+                remote = not self.is_local
+                body = upload_body(context_tar, compress=remote, on_progress=on_upload)
+                for chunk in api.build(fileobj=body, custom_context=True,
+                                       encoding="gzip" if remote else None, tag=tag, rm=True, forcerm=True, pull=False,
                                        nocache=nocache, decode=True,
                                        extra_hosts={marker: "127.0.0.1"}):
                     if "error" in chunk:
@@ -530,7 +576,8 @@ class DockerEngine(Engine):
             raise EngineError(f"cannot start the container: {_explain(err)}") from err
 
     def put_files(self, container: ContainerHandle, directory: str,
-                  files: Mapping[str, bytes], uid: int = 1000) -> None:
+                  files: Mapping[str, bytes], uid: int = 1000,
+                  on_progress: Callable[[int, int], None] | None = None) -> None:
         buffer = io.BytesIO()
         with tarfile.open(fileobj=buffer, mode="w") as tar:
             made: set[str] = set()
@@ -546,8 +593,10 @@ class DockerEngine(Engine):
                 info = tarfile.TarInfo(name)
                 info.size, info.mode, info.uid, info.gid = len(data), 0o644, uid, uid
                 tar.addfile(info, io.BytesIO(data))
+        body = upload_body(buffer.getvalue(), compress=not self.is_local,
+                           on_progress=on_progress)
         try:
-            self._container(container).put_archive(directory, buffer.getvalue())
+            self._container(container).put_archive(directory, body)
         except docker.errors.APIError as err:
             raise EngineError(f"cannot copy files into the container: {_explain(err)}") from err
 

@@ -98,7 +98,8 @@ class Engine(abc.ABC):
     @abc.abstractmethod
     def build(self, context_tar: bytes, tag: str, *, on_line: Callable[[str], None],
               on_step: Callable[[int, int, str], None], cancel: CancelToken | None = None,
-              nocache: bool = False, step_label: tuple[str, str] | None = None) -> str:
+              nocache: bool = False, step_label: tuple[str, str] | None = None,
+              on_upload: Callable[[int, int], None] | None = None) -> str:
         """Build the tar'd context as ``tag``; return the image id. Cancelling stops the build
         for real and removes what the aborted step left (``step_label`` marks its containers).
         BuildError carries the failing step and the log."""
@@ -121,8 +122,10 @@ class Engine(abc.ABC):
 
     @abc.abstractmethod
     def put_files(self, container: ContainerHandle, directory: str,
-                  files: Mapping[str, bytes], uid: int = 1000) -> None:
-        """Copy ``files`` (relative name → bytes) into ``directory`` of the container."""
+                  files: Mapping[str, bytes], uid: int = 1000,
+                  on_progress: Callable[[int, int], None] | None = None) -> None:
+        """Copy ``files`` (relative name → bytes) into ``directory`` of the container;
+        ``on_progress(sent, total)`` follows a large upload (bytes on the wire)."""
 
     @abc.abstractmethod
     def get_file(self, container: ContainerHandle, path: str) -> bytes | None:

@@ -93,6 +93,20 @@ def ignore_progress(event: ProgressEvent) -> None:
     """The default callback: progress goes nowhere."""
 
 
+def upload_progress(on_event: "ProgressCallback", phase: str, what: str, host: str):
+    """``on_progress(sent, total)`` for an engine upload, as INFO events at each quarter:
+    ``uploading 48.0 MB (the build context) to ssh://gpu-box: 50%``."""
+    reported = {"quarter": -1}
+
+    def report(sent: int, total: int) -> None:
+        quarter = 4 * sent // max(total, 1)
+        if quarter > reported["quarter"]:
+            reported["quarter"] = quarter
+            on_event(ProgressEvent(phase, "info", f"uploading {total / 1e6:.1f} MB ({what}) "
+                                                  f"to {host}: {25 * quarter}%"))
+    return report
+
+
 def strip_ansi(text: str) -> str:
     """Text without terminal colour codes (uv, pip and IPython tracebacks colour theirs)."""
     return _ANSI.sub("", text)

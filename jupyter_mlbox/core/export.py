@@ -164,8 +164,9 @@ def check_export_tag(engine: Engine, tag: str, *, notebook_name: str, base_image
             and same_file)
     if ours or force:
         return
-    made = (f"an export of {labels.get(NOTEBOOK_LABEL)}"
-            + (" from another folder" if labels.get(NOTEBOOK_LABEL) == notebook_name else "") if labels.get(KIND_LABEL) == "export"
+    namesake = " from another folder" if labels.get(NOTEBOOK_LABEL) == notebook_name else ""
+    made = (f"an export of {labels.get(NOTEBOOK_LABEL)}{namesake}"
+            if labels.get(KIND_LABEL) == "export"
             else "a jupyter_mlbox environment image" if labels.get(MANAGED_LABEL) == "true"
             else "an image jupyter_mlbox did not make")
     raise ConflictError(f"{tag} already exists and is {made}, not an export of {notebook_name}; "

@@ -20,7 +20,8 @@ from .build import BuildResult, build_image, plan_notebook
 from .container_runner import EXIT_CELL_ERROR, EXIT_KERNEL_DIED, EXIT_OK, EXIT_TIMEOUT
 from .dockerfile import MANAGED_LABEL, NOTEBOOK_LABEL, RUNNER, WORKDIR
 from .engine import Engine
-from .events import CancelToken, ProgressCallback, ProgressEvent, ignore_progress, strip_ansi
+from .events import (CancelToken, ProgressCallback, ProgressEvent, ignore_progress, strip_ansi,
+                     upload_progress)
 from .notebook import check_output_path, default_output_path, write_notebook_or_beside
 from .options import NO_GPUS, BuildOptions, RunOptions
 from .orphans import owner_labels
@@ -55,16 +56,30 @@ class RunResult:
     files: dict[str, bytes] = field(default_factory=dict)
     build: BuildResult | None = None
     output_path: Path | None = None
+    #: The daemon it ran on when not a local one (without credentials), and the GPUs the
+    #: container saw (container_runner.gpus_seen: a list, or {"error": …}; None when none was
+    #: asked for).
+    host: str = ""
+    gpus_seen: list | dict | None = None
 
     def as_dict(self) -> dict:
         return {"output_path": str(self.output_path) if self.output_path else None,
                 "seconds": round(self.seconds, 2), "gpu": self.gpu,
                 "tag": self.build.tag if self.build else None,
-                "built": bool(self.build and self.build.built)}
+                "built": bool(self.build and self.build.built),
+                "host": self.host, "gpus_seen": self.gpus_seen}
 
     def summary(self) -> str:
-        """``built mlbox/x:abc (504 MB, 16.0 s) · ran in 1.2 s on CPU``."""
+        """``built mlbox/x:abc (504 MB, 16.0 s) · ran in 1.2 s on GPU (1× NVIDIA H100,
+        driver 550.54) at ssh://gpu-box`` (a daemon that is not local is named)."""
         ran = f"ran in {self.seconds:.1f} s on {'GPU' if self.gpu else 'CPU'}"
+        if isinstance(self.gpus_seen, list) and self.gpus_seen:
+            first = self.gpus_seen[0]
+            ran += f" ({len(self.gpus_seen)}× {first['name']}, driver {first['driver']})"
+        elif isinstance(self.gpus_seen, dict):
+            ran += f" (no GPU seen inside: {self.gpus_seen.get('error', '?')})"
+        if self.host:
+            ran += f" at {self.host}"
         return f"{self.build.summary()} · {ran}" if self.build else ran
 
 
@@ -138,7 +153,8 @@ def run_notebook(engine: Engine, image: str, nb: NotebookNode, *,
             gpus=gpus, memory=options.memory, cpus=options.cpus, shm_size=options.shm_size,
             network_mode=options.network_mode)
         try:
-            engine.put_files(container, WORKDIR, payload)
+            engine.put_files(container, WORKDIR, payload, on_progress=upload_progress(
+                on_event, "starting", f"{len(payload)} files", engine.host))
             try:
                 engine.start(container)
             except GPUUnavailableError:
@@ -167,9 +183,12 @@ def run_notebook(engine: Engine, image: str, nb: NotebookNode, *,
         break
 
     executed = nbformat.reads(data.decode(), as_version=4) if data else None
-    result = RunResult(executed, gpus.requested, time.monotonic() - started, collected)
+    result = RunResult(executed, gpus.requested, time.monotonic() - started, collected,
+                       host="" if engine.is_local else engine.host)
     if executed is not None:  # where and how it ran, for whoever reads the notebook later
-        executed.metadata.setdefault("mlbox", {}).update(where_it_ran(engine, image, result))
+        record = executed.metadata.setdefault("mlbox", {})
+        record.update(where_it_ran(engine, image, result))
+        result.gpus_seen = record.get("gpus_seen")
     status = (executed.metadata.get("mlbox", {}) if executed is not None else {})
     if outcome.timed_out or outcome.exit_code == EXIT_TIMEOUT:
         raise _timeout_error(status, executed, options)
@@ -194,8 +213,7 @@ def run_notebook(engine: Engine, image: str, nb: NotebookNode, *,
                                  + (" (killed)" if outcome.exit_code == 137 else "")
                                  + f"; its last output:\n{logs.strip()[-2000:]}",
                                  exit_code=outcome.exit_code, logs=logs)
-    on_event(ProgressEvent("done", "phase",
-                           f"ran in {result.seconds:.1f} s on {'GPU' if result.gpu else 'CPU'}"))
+    on_event(ProgressEvent("done", "phase", result.summary()))
     return result
 
 

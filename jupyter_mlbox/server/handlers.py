@@ -89,8 +89,16 @@ class MlboxHandler(APIHandler):
 
     @property
     def username(self) -> str:
-        """Who asks (jupyter_server's identity provider): on a server several people reach,
-        jobs are theirs alone to see and cancel."""
+        """Who asks, where the server has several users (an identity provider of its own, e.g.
+        JupyterHub's): their jobs are theirs alone to see and cancel. jupyter_server's own
+        providers serve one person, and name each token request anew (an anonymous user per
+        request), so there every caller is that one owner: ""."""
+        from jupyter_server.auth import identity
+
+        if type(self.identity_provider) in (identity.IdentityProvider,
+                                            identity.PasswordIdentityProvider,
+                                            identity.LegacyIdentityProvider):
+            return ""
         user = self.current_user
         return getattr(user, "username", None) or str(user or "")
 

@@ -24,14 +24,21 @@ pytestmark = pytest.mark.docker
 PROBE = "import os\nprint('visible:', os.environ.get('NVIDIA_VISIBLE_DEVICES'))"
 
 HOOK = """#!/usr/bin/env python3
-# Stand-in for the NVIDIA hook: record the call and the container's NVIDIA variables.
-import json, sys
+# Stand-in for the NVIDIA hook: record the call and the container's NVIDIA variables, and put
+# an nvidia-smi into the container as the real hook mounts the driver's (no GPU behind it).
+import json, os, sys
 state = json.load(sys.stdin)
 with open(state["bundle"] + "/config.json") as f:
-    env = json.load(f)["process"].get("env", [])
+    config = json.load(f)
+env = config["process"].get("env", [])
 with open({record!r}, "a") as out:
     out.write(json.dumps({{"args": sys.argv[1:],
                           "nvidia": [e for e in env if e.startswith("NVIDIA_")]}}) + "\\n")
+rootfs = os.path.join(state["bundle"], config["root"]["path"])
+smi = os.path.join(rootfs, "usr", "bin", "nvidia-smi")
+with open(smi, "w") as f:
+    f.write("#!/bin/sh\\necho 'Stand-in GPU 80GB, 550.54.15, 81559 MiB'\\n")
+os.chmod(smi, 0o755)
 """
 
 
@@ -75,6 +82,11 @@ def test_gpus_all_reaches_the_nvidia_runtime_hook(gpu_daemon, image):
     assert "NVIDIA_VISIBLE_DEVICES=all" in calls[-1]["nvidia"]
     assert "NVIDIA_DRIVER_CAPABILITIES=compute,utility" in calls[-1]["nvidia"]
     assert not second.list_containers("io.jupyter-mlbox.managed")
+    # what the container saw is read inside it, and the notebook and the summary say it
+    seen = [{"name": "Stand-in GPU 80GB", "driver": "550.54.15", "memory": "81559 MiB"}]
+    assert result.notebook.metadata["mlbox"]["gpus_seen"] == seen
+    assert result.gpus_seen == seen
+    assert "on GPU (1× Stand-in GPU 80GB, driver 550.54.15)" in result.summary()
 
 
 def test_gpus_auto_uses_the_gpu_where_the_daemon_has_support(gpu_daemon, image):

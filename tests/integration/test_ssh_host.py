@@ -4,6 +4,7 @@ Host alias (the file is restored afterwards). ``DOCKER_HOST=ssh://ALIAS``, the c
 context (in a private DOCKER_CONFIG), and each way it fails, with its own sentence."""
 from __future__ import annotations
 
+import hashlib
 import os
 import shutil
 import socket
@@ -76,11 +77,20 @@ def test_doctor_and_a_run_through_docker_host_ssh(ssh_box, tmp_path, no_leftover
     assert doctor.returncode == 0, doctor.stdout + doctor.stderr
     assert f"ssh://{ALIAS}" in doctor.stdout and "chosen by DOCKER_HOST" in doctor.stdout
     assert f"over ssh with {shutil.which('ssh')}" in doctor.stdout
-    path = write_notebook(tmp_path / "remote.ipynb", ["import platform\nprint('ran', 6 * 7)"])
+    data = os.urandom(6 << 20)  # a data file the notebook reads: it travels, with progress
+    (tmp_path / "weights.bin").write_bytes(data)
+    path = write_notebook(tmp_path / "remote.ipynb", [
+        "import hashlib, platform\nprint('ran', 6 * 7)",
+        "print(hashlib.sha256(open('weights.bin', 'rb').read()).hexdigest())"])
     result = cli("run", str(path), env=env)
     assert result.returncode == 0, result.stderr[-3000:]
     executed = nbformat.read(tmp_path / "remote.mlbox.ipynb", as_version=4)
     assert executed.cells[0].outputs[0]["text"] == "ran 42\n"
+    assert executed.cells[1].outputs[0]["text"] == hashlib.sha256(data).hexdigest() + "\n"
+    uploads = [line for line in result.stderr.splitlines() if "uploading" in line]
+    assert uploads and f"to ssh://{ALIAS}: 0%" in uploads[0], result.stderr[-2000:]
+    assert uploads[-1].endswith(": 100%")
+    assert f"on CPU at ssh://{ALIAS}" in result.stderr  # the summary line names the host
     ran = executed.metadata["mlbox"]  # the notebook says where it ran (issue 15 item 5)
     assert ran["host"] == f"ssh://{ALIAS}" and ran["image"].startswith("mlbox/remote:")
     assert ran["image_id"].startswith("sha256:") and ran["gpu"] is False and ran["seconds"] > 0

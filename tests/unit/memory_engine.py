@@ -191,7 +191,8 @@ class MemoryEngine(Engine):
 
     def build(self, context_tar: bytes, tag: str, *, on_line: Callable[[str], None],
               on_step: Callable[[int, int, str], None], cancel: CancelToken | None = None,
-              nocache: bool = False, step_label: tuple[str, str] | None = None) -> str:
+              nocache: bool = False, step_label: tuple[str, str] | None = None,
+              on_upload: Callable[[int, int], None] | None = None) -> str:
         with tarfile.open(fileobj=io.BytesIO(context_tar)) as tar:
             dockerfile = tar.extractfile("Dockerfile").read().decode()
         self.builds.append({"tag": tag, "context": context_tar, "nocache": nocache})
@@ -242,7 +243,8 @@ class MemoryEngine(Engine):
         record.state = "running"
 
     def put_files(self, container: ContainerHandle, directory: str,
-                  files: Mapping[str, bytes], uid: int = 1000) -> None:
+                  files: Mapping[str, bytes], uid: int = 1000,
+                  on_progress=None) -> None:
         record = self._get(container)
         for name, data in files.items():
             record.files[f"{directory.rstrip('/')}/{name}"] = bytes(data)

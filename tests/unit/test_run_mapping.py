@@ -263,3 +263,24 @@ def test_a_failed_build_leaves_no_tag_and_carries_its_step(plan):
         build_image(engine, plan)
     assert caught.value.step.startswith("FROM ")
     assert not engine.image_exists(plan.tag)
+
+
+def test_gpus_seen_reads_nvidia_smi_only_when_a_gpu_was_asked_for(monkeypatch):
+    import subprocess
+
+    from jupyter_mlbox.core.container_runner import gpus_seen
+
+    def smi(stdout, returncode=0):
+        return lambda *a, **k: subprocess.CompletedProcess(a, returncode, stdout, "no driver")
+
+    monkeypatch.delenv("NVIDIA_VISIBLE_DEVICES", raising=False)
+    assert gpus_seen(smi("x")) is None
+    monkeypatch.setenv("NVIDIA_VISIBLE_DEVICES", "all")
+    assert gpus_seen(smi("NVIDIA H100 80GB HBM3, 550.54.15, 81559 MiB\n"
+                         "NVIDIA H100 80GB HBM3, 550.54.15, 81559 MiB\n")) == [
+        {"name": "NVIDIA H100 80GB HBM3", "driver": "550.54.15", "memory": "81559 MiB"}] * 2
+    assert gpus_seen(smi("", returncode=9)) == {"error": "nvidia-smi failed: no driver"}
+
+    def missing(*args, **kwargs):
+        raise FileNotFoundError(2, "No such file or directory", "nvidia-smi")
+    assert "could not run" in gpus_seen(missing)["error"]
