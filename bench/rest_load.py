@@ -13,7 +13,6 @@ answer while the queue was full (the event loop is never blocked by Docker work)
 from __future__ import annotations
 
 import json
-import os
 import socket
 import subprocess
 import sys

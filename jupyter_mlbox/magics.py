@@ -27,7 +27,7 @@ from .core.trace import own_work
 from .core.options import OPTIONS, add_arguments, resolve_options
 from .core.task import Task
 from .errors import MlboxError, OptionError
-from .kernel import cell as cells, commands
+from .kernel import cell as cells, commands, session as sessions
 from .kernel.async_cells import install_async_transformer, run_mlbox_cell, run_mlbox_line
 from .kernel.context import (KERNEL_NOTEBOOK_NAME, kernel_context, kernel_notebook,
                              kernel_traced_modules, with_live_trace)
@@ -41,7 +41,7 @@ __all__ = ["MlboxMagics", "KERNEL_NOTEBOOK_NAME", "display_outputs", "is_setup_c
            "run_mlbox_cell", "run_mlbox_line"]
 
 _LINE_COMMANDS = ("status", "requirements", "dockerfile", "lock", "build", "run", "images",
-                  "config")
+                  "config", "session")
 #: A cell takes every option but the notebook's parameters and --context (a cell's project is
 #: its kernel's folder).
 _CELL_OPTIONS = tuple(o.name for o in OPTIONS if o.name not in {"parameters", "context"})
@@ -150,6 +150,10 @@ class MlboxMagics(Magics):
     @argument("--with-setup", action="store_true",
               help="first run this notebook's earlier cells that only import or define "
                    "(functions, classes, constants), so the cell sees them")
+    @argument("--session", nargs="?", const="", default=None, metavar="NAME",
+              help="run in a warm container kernel kept across cells (default name: the "
+                   "notebook's): state survives, outputs stream live; %%mlbox session "
+                   "list | stop | restart")
     @option_arguments(_CELL_OPTIONS)
     @view_arguments
     def mlbox_cell(self, line: str, cell: str):
@@ -164,19 +168,24 @@ class MlboxMagics(Magics):
             %%mlbox --gpus auto --in df,params --out model
             model = RandomForestClassifier(**params).fit(df[features], df.y)
         """
-        return self._cell_job(line, cell).run()
+        request = self.prepare_cell(line, cell)
+        if request.args.session is not None:
+            return sessions.session_cell(self, request)
+        return self._cell_job(request).run()
 
     async def mlbox_cell_async(self, line: str, cell: str):
         """What a ``%%mlbox`` cell runs as in ipykernel (see the module docstring)."""
-        return await self._cell_job(line, cell).run_async()
+        request = self.prepare_cell(line, cell)
+        if request.args.session is not None:
+            return await sessions.session_cell_async(self, request)
+        return await self._cell_job(request).run_async()
 
     def prepare_cell(self, line: str, cell: str) -> cells.CellRequest:
         args = self._parse(self.mlbox_cell, line)
         with own_work():  # reading the notebook file is ours, not the notebook's
             return cells.cell_request(self.shell, args, cell, *self._options(args))
 
-    def _cell_job(self, line: str, cell: str) -> ViewedTask:
-        request = self.prepare_cell(line, cell)
+    def _cell_job(self, request: cells.CellRequest) -> ViewedTask:
         return self._job(
             request.args, "%%mlbox",
             cells.cell_work(request, lambda: self.engine(request.run_options.host), self._fresh),
@@ -189,7 +198,7 @@ class MlboxMagics(Magics):
     @magic_arguments(name="mlbox")
     @argument("command", choices=_LINE_COMMANDS, metavar="COMMAND",
               help="status | requirements | dockerfile | lock [NOTEBOOK] | build | "
-                   "run [NOTEBOOK] | images | config")
+                   "run [NOTEBOOK] | images | config | session list|stop|restart [NAME]")
     @argument("notebook", nargs="?", default=None,
               help="for run and lock: the notebook (default: this kernel's notebook)")
     @argument("-o", "--output", default=None,
@@ -225,6 +234,8 @@ class MlboxMagics(Magics):
 
     def _line_command_unrecorded(self, line: str):
         command, _, rest = line.strip().partition(" ")
+        if command == "session":
+            return sessions.session_command(self, rest)
         if command == "config":  # the cell's flags, so that a per-cell one is named as such
             first = rest.split()[:1]
             reset = first in (["reset"], ["--reset"])

@@ -338,10 +338,10 @@ def main(argv=None):
                                   cwd=os.path.dirname(os.path.abspath(args.input)),
                                   allow_errors=args.allow_errors, run_timeout=args.run_timeout,
                                   inactivity=args.inactivity, output=args.output)
-    nb.metadata["mlbox"] = outcome
     seen = gpus_seen()
     if seen is not None:
         outcome["gpus_seen"] = seen
+    nb.metadata["mlbox"] = outcome  # a copy (NotebookNode): complete it before
     _write_atomic(nb, args.output)
     if status != EXIT_OK:
         print(f"mlbox-runner: {outcome['status']}: {outcome.get('ename')}: "

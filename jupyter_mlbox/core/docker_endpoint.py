@@ -102,15 +102,34 @@ def _from_context(name: str, chosen_by: str) -> Endpoint:
     return Endpoint(context.Host, chosen_by, context.TLSConfig)
 
 
+def _contexts_dir():
+    from pathlib import Path
+
+    root = Path(os.environ.get("DOCKER_CONFIG") or Path.home() / ".docker")
+    return root / "contexts" / "meta"
+
+
+def context_names() -> list[str]:
+    """The docker contexts this user made (``docker context ls``, less ``default``), sorted:
+    the daemons a server may offer its users by name."""
+    import json
+
+    names = []
+    for meta in _contexts_dir().glob("*/meta.json"):
+        try:
+            names.append(str(json.loads(meta.read_text())["Name"]))
+        except (OSError, ValueError, KeyError, TypeError):
+            continue
+    return sorted(set(names) - {"default"})
+
+
 def _context_host(name: str) -> str | None:
     """The docker endpoint of context ``name`` read from its meta.json, where the docker CLI
     keeps it (``$DOCKER_CONFIG`` or ``~/.docker``, ``contexts/meta/<sha256 of the name>``)."""
     import hashlib
     import json
-    from pathlib import Path
 
-    root = Path(os.environ.get("DOCKER_CONFIG") or Path.home() / ".docker")
-    meta = root / "contexts" / "meta" / hashlib.sha256(name.encode()).hexdigest() / "meta.json"
+    meta = _contexts_dir() / hashlib.sha256(name.encode()).hexdigest() / "meta.json"
     try:
         return json.loads(meta.read_text())["Endpoints"]["docker"]["Host"]
     except (OSError, ValueError, KeyError, TypeError):

@@ -352,8 +352,7 @@ OPTIONS: tuple[Option, ...] = (
            "(unpinned requirements are resolved anew)", "build", read=_switch, switch=True),
     Option("host", ("--host",), "the Docker daemon: a docker context name or a URL "
            "(ssh://gpu-box, tcp://…); default: DOCKER_HOST, else the current docker context, "
-           "else the local socket", "run", metavar="NAME|URL", configurable=True,
-           local_path=True),
+           "else the local socket", "run", metavar="NAME|URL", configurable=True),
     Option("gpus", ("--gpus",), GPUS_HELP, "run", read=GpuRequest.parse, configurable=True),
     Option("timeout", ("--timeout",), "seconds, for the whole run and for each cell", "run",
            read=positive_number, metavar="S", configurable=True),

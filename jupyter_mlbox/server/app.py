@@ -5,7 +5,7 @@ import threading
 import time
 
 from jupyter_server.extension.application import ExtensionApp
-from traitlets import Float, Instance, Type, Unicode
+from traitlets import Float, Instance, List, Type, Unicode
 
 from .jobs import JobManager
 
@@ -31,6 +31,12 @@ class MlboxApp(ExtensionApp):
         None, allow_none=True, config=True,
         help="Base image of built images; overrides c.MlboxDefaults.base_image. Default: "
              "python:<the server's major.minor>-slim.")
+    allowed_hosts = List(
+        Unicode(), config=True,
+        help="Docker daemons (URLs, e.g. ssh://gpu-box) a request may name in options.host, "
+             "besides the server's own and the docker contexts of the user it runs as "
+             "(`docker context ls`). A request naming any other is refused: the server "
+             "connects only where its owner said it may.")
     gpu_probe_seconds = Float(
         300.0, config=True,
         help="How long GET /mlbox/api/status may reuse its last GPU probe (a probe starts a "
@@ -74,11 +80,30 @@ class MlboxApp(ExtensionApp):
 
     # --- what the handlers ask for (called in worker threads) ---------------------------------
 
-    def engine(self):
-        """A connection to the configured daemon (DaemonUnavailableError when none answers)."""
+    def engine(self, host: str | None = None):
+        """A connection to ``host`` (one of :meth:`hosts`, checked by the handler), else the
+        configured daemon (DaemonUnavailableError when none answers)."""
         from ..core.engine import connect
 
-        return connect(base_url=self.docker_host or self.defaults.host or None)
+        return connect(base_url=host or self.docker_host or self.defaults.host or None)
+
+    def hosts(self) -> list[str]:
+        """What a request may name as its host: the docker contexts of the server's user and
+        ``allowed_hosts`` (the server's own daemon is the default, named by no host)."""
+        from ..core.docker_endpoint import context_names
+
+        return [*context_names(), *(h for h in self.allowed_hosts if h)]
+
+    def check_host(self, host) -> None:
+        from ..errors import OptionError
+
+        if host in (None, ""):
+            return
+        if not isinstance(host, str) or host not in self.hosts():
+            raise OptionError(
+                f"host {host!r} is not one this server may use: name a docker context of "
+                f"the server's user (`docker context ls`) or one of c.MlboxApp.allowed_hosts "
+                f"(now: {', '.join(self.hosts()) or 'none'})")
 
     def resolve_options(self, values: dict | None = None):
         """``(BuildOptions, RunOptions)`` of a request's ``options`` over the defaults."""

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import json
 import re
+from functools import partial
 from pathlib import Path, PurePosixPath
 from typing import Any
 
@@ -187,6 +188,7 @@ class MlboxHandler(APIHandler):
         if not isinstance(options, dict):
             raise RequestError("'options' must be a JSON object")
         check_keys(options, set(allowed) - SERVER_SIDE_ONLY)
+        self.mlbox.check_host(options.get("host"))  # only where the server's owner allows
         return self.mlbox.resolve_options(options)
 
     def _plan(self, path: Path, build: BuildOptions | None = None):
@@ -218,7 +220,8 @@ class JobSubmitHandler(MlboxHandler):
     the body and names its work (:meth:`work`)."""
 
     kind = ""
-    allowed_options: tuple[str, ...] = BUILD_OPTIONS
+    #: Build options, and the daemon to build on
+    allowed_options: tuple[str, ...] = BUILD_OPTIONS + ("host",)
 
     @web.authenticated
     async def post(self):
@@ -247,7 +250,7 @@ class BuildsHandler(JobSubmitHandler):
     def work(self, body, path, build, run):
         from ..core.build import build_notebook
 
-        engine = self.mlbox.engine
+        engine = partial(self.mlbox.engine, run.host)
         return f"Build {path.name}", lambda emit, cancel: build_notebook(
             engine(), path, build, on_event=emit, cancel=cancel)
 
@@ -267,7 +270,7 @@ class RunsHandler(JobSubmitHandler):
         from ..core.notebook import check_output_path
 
         check_output_path(output, flag="'output'")  # a 400 now, not a lost result later
-        engine = self.mlbox.engine
+        engine = partial(self.mlbox.engine, run.host)
         return f"Run {path.name}", lambda emit, cancel: run_notebook_file(
             engine(), path, output=output, build_options=build, options=run, on_event=emit,
             cancel=cancel)
@@ -286,7 +289,7 @@ class ExportsHandler(JobSubmitHandler):
         force = body.get("force", False)
         if not isinstance(force, bool):
             raise RequestError("'force' must be true or false")
-        engine = self.mlbox.engine
+        engine = partial(self.mlbox.engine, run.host)
         return f"Export {path.name} → {tag}", lambda emit, cancel: export_image(
             engine(), path, tag, build_options=build, push=push, on_event=emit, cancel=cancel,
             force=force)
@@ -394,6 +397,7 @@ class StatusHandler(MlboxHandler):
                                  gpu_support=app.gpu_support)
         status = doctor.status(checks)
         status["defaults"] = app.defaults.configured()
+        status["hosts"] = app.hosts()  # what a request may name as its host (the panel's list)
         return status
 
 

@@ -135,6 +135,8 @@ export interface IStatus {
   base_image: { name: string; present: boolean | null };
   gpu: boolean | null;
   gpu_detail?: string;
+  /** Docker hosts a request may name (contexts of the server's user, allowed_hosts). */
+  hosts?: string[];
 }
 
 export const FINAL_STATUSES = new Set(['done', 'failed', 'cancelled']);

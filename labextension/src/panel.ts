@@ -391,17 +391,13 @@ export class MlboxPanel extends Widget {
       buttons.append(button);
     };
     add('Build', 'Build (or reuse) the image for this notebook', () =>
-      void this.startJob('builds', path)
+      void this.startJob('builds', path, this.requestOptions(false))
     );
     add(
       'Run in container',
       'Execute the whole notebook in a container; writes <name>.mlbox.ipynb',
       () =>
-        void this.startJob(
-          'runs',
-          path,
-          this.allowErrors ? { options: { allow_errors: true } } : {}
-        ),
+        void this.startJob('runs', path, this.requestOptions(true)),
       true
     );
     add('Export…', 'Export the notebook as a Docker image that runs it', () =>
@@ -424,6 +420,21 @@ export class MlboxPanel extends Widget {
         ' Run every cell, even after an error'
       )
     );
+    const hosts = this.status?.hosts ?? [];
+    if (hosts.length) {
+      // where builds and runs go: the server's own daemon, or one its owner allowed
+      const select = el('select', { name: 'host', class: 'jp-MlboxPanel-host' });
+      for (const host of ['', ...hosts]) {
+        const option = el('option', { value: host }, host || "the server's Docker daemon");
+        option.selected = host === this.dockerHost;
+        select.append(option);
+      }
+      select.onchange = () => {
+        this.dockerHost = select.value;
+      };
+      node.append(el('label', { title: 'The Docker daemon builds and runs go to (--host)' },
+        'Docker host ', select));
+    }
     if (this.loadingRequirements) {
       node.classList.add('jp-mod-loading');
     } else {
@@ -605,6 +616,19 @@ export class MlboxPanel extends Widget {
   private expanded = new Set<string>();
   private openReports = new Set<string>();
   private allowErrors = false;
+  private dockerHost = '';
+
+  /** The request's options: the chosen host, and for runs --allow-errors. */
+  private requestOptions(run: boolean): { options?: Record<string, unknown> } {
+    const options: Record<string, unknown> = {};
+    if (this.dockerHost) {
+      options.host = this.dockerHost;
+    }
+    if (run && this.allowErrors) {
+      options.allow_errors = true;
+    }
+    return Object.keys(options).length ? { options } : {};
+  }
   private logs = new Map<string, string[]>();
   private pollTimer = 0;
   private statusNode: HTMLElement;

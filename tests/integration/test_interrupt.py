@@ -27,10 +27,13 @@ def sigint_as_in_a_terminal() -> None:
     signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
-def interrupt_when(args, marker: str, timeout: float = 300) -> subprocess.CompletedProcess:
-    """Start ``jupyter mlbox ARGS``, send SIGINT once ``marker`` appears on stderr."""
-    process = subprocess.Popen([sys.executable, "-m", "jupyter_mlbox.cli", *args], stderr=subprocess.PIPE,
-                               stdout=subprocess.PIPE, text=True, env={**os.environ},
+def interrupt_when(args, marker: str, timeout: float = 300,
+                   env: dict | None = None) -> subprocess.CompletedProcess:
+    """Start ``jupyter mlbox ARGS`` (``env`` added to the environment), send SIGINT once
+    ``marker`` appears on stderr."""
+    process = subprocess.Popen([sys.executable, "-m", "jupyter_mlbox.cli", *args],
+                               stderr=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+                               env={**os.environ, **(env or {})},
                                preexec_fn=sigint_as_in_a_terminal)
     deadline = time.monotonic() + timeout
     seen = []

@@ -147,3 +147,21 @@ def test_host_picks_the_daemon_per_command_and_per_cell(ssh_box, tmp_path,
                           DOCKER_CONFIG=str(docker_config))
     assert streams(nb.cells[1], "stdout") == "cell 9\n", nb.cells[1].outputs
     assert f"ssh://{ALIAS}" in streams(nb.cells[2], "stdout")
+
+
+def test_nothing_is_left_on_the_remote_daemon_after_an_error_or_ctrl_c(
+        ssh_box, tmp_path, no_leftover_containers):
+    """The sshd fronts the suite's own dockerd, so no_leftover_containers checks the remote."""
+    from tests.integration.test_interrupt import interrupt_when
+
+    env = {"DOCKER_HOST": f"ssh://{ALIAS}"}
+    failing = write_notebook(tmp_path / "remote-boom.ipynb", ["raise ValueError('remote boom')"])
+    failed = cli("run", str(failing), env=env)
+    assert failed.returncode == 1 and "remote boom" in failed.stderr, failed.stderr[-2000:]
+
+    slow = write_notebook(tmp_path / "remote-slow.ipynb",
+                          ["import time\nprint('working', flush=True)\ntime.sleep(300)"])
+    stopped = interrupt_when(["run", str(slow)], "executing remote-slow.ipynb", env=env)
+    assert stopped.returncode == 130, stopped.stderr[-2000:]
+    assert "interrupted" in stopped.stderr
+

@@ -278,3 +278,22 @@ def test_allow_errors_checkbox_runs_every_cell_and_the_job_says_so(engine, lab, 
         for image in list_mlbox_images(engine):
             if image.notebook == "oops.ipynb":
                 engine.remove_image(image.tag, force=True)
+
+
+def test_the_docker_host_picked_in_the_panel_is_where_the_run_goes(lab, page,
+                                                                  no_leftover_containers):
+    import nbformat
+
+    from .conftest import OTHER_HOST
+
+    panel = open_notebook_with_panel(page, lab, "tiny.ipynb")
+    expect(panel.locator(".jp-MlboxPanel-path")).to_have_text("tiny.ipynb")
+    select = panel.locator("select.jp-MlboxPanel-host")
+    expect(select.locator("option")).to_have_text(["the server's Docker daemon", OTHER_HOST])
+    select.select_option(OTHER_HOST)
+    panel.get_by_role("button", name="Run in container").click()
+    wait_final(job_row(panel, "Run tiny.ipynb"), "done")
+    executed = nbformat.read(lab.root / "tiny.mlbox.ipynb", as_version=4)
+    assert executed.metadata["mlbox"]["host"] == OTHER_HOST
+    expect(select).to_have_value(OTHER_HOST)  # kept across re-renders
+
