@@ -79,6 +79,16 @@ def build_parser() -> argparse.ArgumentParser:
                    "(never a tagged image, never another tool's)",
                    description="remove jupyter_mlbox's builder-stage and untagged images; the "
                    "next build of new requirements installs them without the layer cache")
+    sessions = sub.add_parser(
+        "sessions", parents=[daemon], help="list the warm session containers of %%%%mlbox "
+        "--session (every kernel's), or stop them",
+        description="`sessions` lists every session container on the daemon (any kernel's); "
+        "`sessions stop NAME|KEY|CONTAINER` removes it (a NAME stops that name in every "
+        "notebook), `sessions stop --all` removes them all")
+    sessions.add_argument("action", nargs="?", choices=["list", "stop"], default="list")
+    sessions.add_argument("target", nargs="?", help="with stop: a session's name, key or "
+                          "container id (as `sessions` lists them)")
+    sessions.add_argument("--all", action="store_true", help="with stop: every session")
     return parser
 
 
@@ -204,10 +214,56 @@ def cmd_prune(args, progress) -> int:
     return EXIT_OK
 
 
+def _duration(seconds: float | None) -> str:
+    if seconds is None:
+        return "-"
+    seconds = int(seconds)
+    if seconds < 120:
+        return f"{seconds} s"
+    if seconds < 7200:
+        return f"{seconds // 60} min"
+    return f"{seconds // 3600} h {seconds % 3600 // 60} min"
+
+
+def cmd_sessions(args, progress) -> int:
+    from .core.engine import connect
+    from .core.session import list_sessions, stop_sessions
+
+    engine = connect(args.run.host)
+    if args.action == "list":
+        if args.target or args.all:
+            raise OptionError("`sessions` lists them all; to stop one: sessions stop NAME")
+        found = [info.describe() for info in list_sessions(engine)]
+        if not found:
+            print(f"no sessions on {engine.host} (start one with %%mlbox --session)",
+                  file=sys.stderr)
+            return EXIT_OK
+        print("NAME\tNOTEBOOK\tIMAGE\tAGE\tIDLE\tGPU\tOWNER PID\tHOST\tCONTAINER\tKEY")
+        for info in found:
+            print(terminal_safe("\t".join([
+                info["name"], info["notebook"], info["image"], _duration(info["age_s"]),
+                _duration(info["idle_s"]), info["gpus"], info["owner_pid"],
+                info["owner_host"], info["container"], info["key"]])))
+        return EXIT_OK
+    if bool(args.target) == bool(args.all):
+        raise OptionError("sessions stop: name one session (NAME, KEY or CONTAINER, as "
+                          "`jupyter mlbox sessions` lists them) or give --all")
+    stopped = stop_sessions(engine, None if args.all else args.target)
+    if not stopped and not args.all:
+        raise MlboxError(f"no session {args.target!r} on {engine.host} "
+                         f"(`jupyter mlbox sessions` lists them)")
+    for info in stopped:
+        print(terminal_safe(f"stopped session {info.name!r} of {info.notebook} "
+                            f"(container {info.container.short_id} removed)"))
+    if args.all:
+        print(f"stopped {len(stopped)} sessions", file=sys.stderr)
+    return EXIT_OK
+
+
 COMMANDS = {"requirements": cmd_requirements, "dockerfile": cmd_dockerfile, "lock": cmd_lock,
             "build": cmd_build,
             "run": cmd_run, "export": cmd_export, "doctor": cmd_doctor, "images": cmd_images,
-            "prune": cmd_prune}
+            "prune": cmd_prune, "sessions": cmd_sessions}
 
 
 class Terminated(KeyboardInterrupt):
@@ -257,7 +313,16 @@ def _error(err: MlboxError) -> str:
     return terminal_safe(text)  # a build log and a container's output are not ours
 
 
+def _skip_unused_imports() -> None:
+    """nbformat imports jsonschema, whose format checker builds rfc3987-syntax's IRI grammar at
+    import when that package is installed (jupyter-events pulls it in): a second of CPU before
+    any command starts, for a check no notebook validation here uses. The CLI is its own
+    process, so it imports as though rfc3987-syntax were absent (jsonschema then skips it)."""
+    sys.modules.setdefault("rfc3987_syntax", None)  # type: ignore[arg-type]
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    _skip_unused_imports()
     from .config import load_defaults
     from .progress import TerminalProgress
 

@@ -39,9 +39,11 @@ class MlboxDefaults(Configurable):
     apt = List(Unicode(), help=help_of("apt")).tag(config=True)
     exclude_apt = List(Unicode(), help=help_of("exclude_apt")).tag(config=True)
     out_pickle = Bool(False, help=help_of("out_pickle")).tag(config=True)
+    session_idle = Float(None, allow_none=True,
+                         help=help_of("session_idle")).tag(config=True)
 
     @validate("gpus", "timeout", "memory", "cpus", "shm_size", "apt", "exclude_apt",
-              "base_image", "inactivity", "network_mode")
+              "base_image", "inactivity", "network_mode", "session_idle")
     def _valid_option(self, proposal):
         """A bad configured value fails where it is read, naming the option and the file."""
         value = proposal["value"]

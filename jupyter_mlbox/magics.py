@@ -32,7 +32,7 @@ from .kernel.async_cells import install_async_transformer, run_mlbox_cell, run_m
 from .kernel.context import (KERNEL_NOTEBOOK_NAME, kernel_context, kernel_notebook,
                              kernel_traced_modules, with_live_trace)
 from .kernel.defaults import described, set_defaults
-from .kernel.display import display_outputs, short
+from .kernel.display import LiveOutputs, display_outputs, short
 from .kernel.job import ViewedTask
 from .kernel.setup_cells import is_setup_cell
 from .widgets import progress_view
@@ -121,14 +121,14 @@ class MlboxMagics(Magics):
             raise UsageError(f"-r {build.requirements_file}: no such file")
         return build, run
 
-    def _job(self, args, title: str, work, done, failed) -> ViewedTask:
+    def _job(self, args, title: str, work, done, failed, intercept=None) -> ViewedTask:
         task = Task(work)
         view = progress_view(self.shell, task.cancel_token, title=title, quiet=args.quiet)
         if args.verbose and hasattr(view, "verbose"):
             view.verbose = True
         self.last_view = view
         view.show()
-        return ViewedTask(task, view, done, failed)
+        return ViewedTask(task, view, done, failed, intercept)
 
     def _fresh(self, warnings) -> list[str]:
         """Each warning once per kernel: the same machine-wide warning on every cell is noise."""
@@ -186,11 +186,14 @@ class MlboxMagics(Magics):
             return cells.cell_request(self.shell, args, cell, *self._options(args))
 
     def _cell_job(self, request: cells.CellRequest) -> ViewedTask:
+        live = LiveOutputs(request.cells()[1])  # the cell's outputs, shown as they come
         return self._job(
             request.args, "%%mlbox",
             cells.cell_work(request, lambda: self.engine(request.run_options.host), self._fresh),
-            lambda view, result: own(cells.cell_done, request, view, result, self.shell.user_ns),
-            lambda view, err: own(cells.cell_failed, request, view, err, self._engine))
+            lambda view, result: own(cells.cell_done, request, view, result, self.shell.user_ns,
+                                     live),
+            lambda view, err: own(cells.cell_failed, request, view, err, self._engine, live),
+            intercept=live.handle)
 
     # --- %mlbox ----------------------------------------------------------------------------------
 

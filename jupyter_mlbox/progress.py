@@ -29,6 +29,11 @@ class TerminalProgress:
         if self.quiet and event.kind != EventKind.WARNING:
             return
         elapsed = f"[{self.state.elapsed:5.1f}s]"
+        if event.kind == EventKind.OUTPUT:  # the cells' prints: with -v, as they come
+            if self.verbose and event.message:
+                for line in event.message.splitlines():
+                    self._line(f"  | {line}")
+            return
         if event.kind == EventKind.LOG:
             if self.verbose:
                 self._line(f"  {event.message}")

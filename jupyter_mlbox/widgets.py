@@ -213,7 +213,7 @@ class TextProgressView:
         if event.kind == EventKind.WARNING:
             self._print(f"warning: {event.message}")
             return
-        if self.quiet or (event.kind == EventKind.LOG and not self.verbose):
+        if self.quiet or (event.kind in (EventKind.LOG, EventKind.OUTPUT) and not self.verbose):
             return
         if event.kind == EventKind.PHASE and event.phase == Phase.DONE:
             return  # finish() prints the summary

@@ -5,7 +5,7 @@ has. It is also imported on the host for ``inject_parameters``, so there is one 
 
     python runner.py IN.ipynb OUT.ipynb [--cell-timeout S] [--run-timeout S] [--inactivity S]
                      [-p NAME VALUE]... [--params-json J]
-                     [--allow-errors] [--exit-when-stdin-closes]
+                     [--allow-errors] [--stream-outputs] [--exit-when-stdin-closes]
 
 Parameters can also come from environment variables ``MLBOX_PARAM_<NAME>``. The executed
 notebook is always written to OUT (atomically), even when a cell fails, with the outcome in
@@ -31,6 +31,18 @@ EXIT_OK, EXIT_CELL_ERROR, EXIT_KERNEL_DIED, EXIT_TIMEOUT, EXIT_BAD_INPUT = 0, 1,
 #: The owner of the run (the host process) went away: see exit_when_stdin_closes.
 EXIT_OWNER_GONE = 5
 PARAM_ENV_PREFIX = "MLBOX_PARAM_"
+#: Starts every line the runner writes for the host on its stdout (the kernel's own output
+#: does not come here), one JSON object after it; session_runner.py speaks the same lines.
+MARK = "\x1emlbox "
+#: Outputs sent to the host as they are made (an execute_result or an error comes with the
+#: executed notebook, at the end).
+STREAMED = frozenset({"stream", "display_data"})
+
+
+def say(event: str, **fields) -> None:
+    """One line for the host."""
+    sys.stdout.write(MARK + json.dumps({"event": event, **fields}) + "\n")
+    sys.stdout.flush()
 
 
 def parse_parameter_value(text: str):
@@ -160,7 +172,7 @@ def _stalled(nb, index, limit, output):
 
 
 def execute(nb, *, cell_timeout=None, cwd=None, allow_errors=False, run_timeout=None,
-            inactivity=None, output=None):
+            inactivity=None, output=None, stream=False):
     """Run every cell; return (executed notebook, outcome dict, exit status).
 
     Cells tagged ``raises-exception`` may raise (nbclient's convention); ``allow_errors`` runs
@@ -169,11 +181,13 @@ def execute(nb, *, cell_timeout=None, cwd=None, allow_errors=False, run_timeout=
     welcome: nbclient's own ``timeout`` is an int, so they go through ``timeout_func``); a
     timed-out cell keeps what it printed and is marked ``timed-out``. ``inactivity``: a cell
     that makes no output and does not finish for that long is stalled (exit 3, the notebook
-    written to ``output``)."""
+    written to ``output``). ``stream``: each stream or display output, and each clear, is
+    also said to the host as it is made (``say``); the outcome counts them per cell
+    (``streamed``), so the host knows whether it saw them all."""
     from nbclient import NotebookClient
-    from nbclient.exceptions import CellExecutionError, CellTimeoutError, DeadKernelError
 
     started = []
+    streamed: dict = {}
     deadline = None if not run_timeout else time.monotonic() + run_timeout
     activity = {"last": time.monotonic(), "busy": None}
 
@@ -198,6 +212,18 @@ def execute(nb, *, cell_timeout=None, cwd=None, allow_errors=False, run_timeout=
             activity["last"] = time.monotonic()
             return super().process_message(msg, cell, cell_index)
 
+        def output(self, outs, msg, display_id, cell_index):
+            out = super().output(outs, msg, display_id, cell_index)
+            if stream and out is not None and out.get("output_type") in STREAMED:
+                streamed[str(cell_index)] = streamed.get(str(cell_index), 0) + 1
+                say("output", cell=cell_index, output=out)
+            return out
+
+        def clear_output(self, outs, msg, cell_index):
+            if stream:
+                say("clear", cell=cell_index, wait=bool(msg["content"].get("wait")))
+            return super().clear_output(outs, msg, cell_index)
+
     if inactivity and output:
         def watch():
             while True:
@@ -213,6 +239,16 @@ def execute(nb, *, cell_timeout=None, cwd=None, allow_errors=False, run_timeout=
                     allow_errors=allow_errors,
                     resources={"metadata": {"path": cwd or os.getcwd()}},
                     on_cell_execute=lambda cell, cell_index: started.append(cell_index))
+    nb, outcome, status = _executed(client, nb, started, allow_errors)
+    if stream:
+        outcome["streamed"] = streamed
+    return nb, outcome, status
+
+
+def _executed(client, nb, started, allow_errors):
+    """Run the client; (notebook, outcome, exit status) however it ends."""
+    from nbclient.exceptions import CellExecutionError, CellTimeoutError, DeadKernelError
+
     try:
         client.execute()
     except CellTimeoutError as err:
@@ -304,6 +340,9 @@ def main(argv=None):
     parser.add_argument("--params-json", default=None)
     parser.add_argument("--allow-errors", action="store_true",
                         help="run every cell even after one raises; exit 1 if any did")
+    parser.add_argument("--stream-outputs", action="store_true",
+                        help="also say each output to the host as it is made (stdout lines "
+                             "that start with MARK)")
     parser.add_argument("--exit-when-stdin-closes", action="store_true",
                         help="stop (kernel and all) when stdin, held open by the process that "
                              "started the run, closes: that process is gone")
@@ -337,7 +376,8 @@ def main(argv=None):
     nb, outcome, status = execute(nb, cell_timeout=args.cell_timeout,
                                   cwd=os.path.dirname(os.path.abspath(args.input)),
                                   allow_errors=args.allow_errors, run_timeout=args.run_timeout,
-                                  inactivity=args.inactivity, output=args.output)
+                                  inactivity=args.inactivity, output=args.output,
+                                  stream=args.stream_outputs)
     seen = gpus_seen()
     if seen is not None:
         outcome["gpus_seen"] = seen

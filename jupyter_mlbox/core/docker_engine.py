@@ -758,7 +758,10 @@ class DockerEngine(Engine):
         return True
 
     def list_containers(self, label: str) -> list[ContainerHandle]:
-        found = self._call(self._client.containers.list, all=True, filters={"label": label})
+        # ignore_removed: one removed between the listing and its inspection (auto-remove, a
+        # concurrent stop) is simply not there, not a "No such container" error
+        found = self._call(self._client.containers.list, all=True, filters={"label": label},
+                           ignore_removed=True)
         return [ContainerHandle(c.id, dict(c.labels or {})) for c in found]
 
     def _remove_quietly(self, container) -> None:

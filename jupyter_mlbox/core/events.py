@@ -42,6 +42,7 @@ class EventKind(_Named):
     INFO = "info"        # a sentence worth showing
     WARNING = "warning"  # a sentence the user should read
     REPORT = "report"    # the plan's summary before the build (core/report.py), lines of text
+    OUTPUT = "output"    # a cell's output as it was made: ``output`` (nbformat), cell ``step``
 
 
 #: The phases a run shows on a phase bar (queued and pushing are not part of a run).
@@ -69,6 +70,8 @@ class ProgressEvent:
     step: Optional[int] = None
     total: Optional[int] = None
     time: float = field(default_factory=time.time)
+    #: OUTPUT events: the nbformat output (or ``{"output_type": "clear_output", "wait": …}``)
+    output: Optional[dict] = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "phase", Phase(self.phase))

@@ -23,6 +23,15 @@ class MlboxImage:
         return {**asdict(self), "requirements": list(self.requirements)}
 
 
+def label_requirements(labels: dict) -> tuple[str, ...]:
+    """The requirements an image's label lists, joined by "," as dockerfile.py writes them;
+    a comma inside extras (``dask[array,dataframe]==2024.1``) is not a separator."""
+    import re
+
+    text = labels.get(REQUIREMENTS_LABEL, "")
+    return tuple(r for r in re.split(r",(?![^\[]*\])", text) if r)
+
+
 def list_mlbox_images(engine: Engine) -> list[MlboxImage]:
     """Every tagged image carrying jupyter_mlbox's label, newest first."""
     images = []
@@ -33,8 +42,7 @@ def list_mlbox_images(engine: Engine) -> list[MlboxImage]:
                 tag=tag, id=attrs["Id"], size=attrs.get("Size", 0),
                 created=attrs.get("Created", ""), notebook=labels.get(NOTEBOOK_LABEL, ""),
                 kind=labels.get(KIND_LABEL, "environment"),
-                requirements=tuple(r for r in labels.get(REQUIREMENTS_LABEL, "").split(",")
-                                   if r)))
+                requirements=label_requirements(labels)))
     return sorted(images, key=lambda image: image.created, reverse=True)
 
 
@@ -62,8 +70,7 @@ def _leftover(attrs: dict, kind: str) -> MlboxImage:
     return MlboxImage(tag="<none>", id=attrs["Id"], size=attrs.get("Size", 0),
                       created=str(attrs.get("Created", "")),
                       notebook=labels.get(NOTEBOOK_LABEL, ""), kind=kind,
-                      requirements=tuple(r for r in labels.get(REQUIREMENTS_LABEL, "")
-                                         .split(",") if r))
+                      requirements=label_requirements(labels))
 
 
 def prune_leftover_images(engine: Engine) -> tuple[list[MlboxImage], list[tuple[MlboxImage, str]]]:

@@ -82,6 +82,8 @@ DEFAULT_SHM_SIZE = "1g"
 #: Minutes a busy cell may go without any output before the run is stopped as stalled (a
 #: kernel that never returns to idle otherwise hangs a run forever); 0 turns it off.
 DEFAULT_INACTIVITY = 30.0
+#: minutes a %%mlbox --session container waits for its next cell before it stops itself
+DEFAULT_SESSION_IDLE = 60.0
 
 
 # --- the models the core takes ------------------------------------------------------------------
@@ -133,6 +135,8 @@ class RunOptions:
     inactivity: float | None = DEFAULT_INACTIVITY
     #: %%mlbox --out may bring values back with cloudpickle (trusting the container's code)
     out_pickle: bool = False
+    #: minutes a --session container waits for a cell before it stops itself (0/None: never)
+    session_idle: float | None = DEFAULT_SESSION_IDLE
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "gpus", GpuRequest.parse(self.gpus))
@@ -384,6 +388,10 @@ OPTIONS: tuple[Option, ...] = (
            "container (the cell and every package in the image). Without it --out brings back "
            "JSON-able builtins, bytes, numpy arrays, pandas objects (pyarrow) and scikit-learn "
            "estimators (skops) only", "cell", read=_switch, switch=True, configurable=True),
+    Option("session_idle", ("--idle",), f"with --session: minutes the session's container "
+           f"waits for its next cell before it stops itself, also when this kernel is gone "
+           f"(default {DEFAULT_SESSION_IDLE:g}; 0: never)", "cell", read=non_negative_number,
+           metavar="MIN", configurable=True),
 )
 BY_NAME = {option.name: option for option in OPTIONS}
 LOCAL_PATH_OPTIONS = frozenset(o.name for o in OPTIONS if o.local_path)

@@ -17,7 +17,7 @@ from nbformat import NotebookNode
 from ..errors import (CellExecutionError, ContainerExitError, GPUUnavailableError,
                       KernelDiedError, OptionError, RunTimeoutError)
 from .build import BuildResult, build_image, plan_notebook
-from .container_runner import EXIT_CELL_ERROR, EXIT_KERNEL_DIED, EXIT_OK, EXIT_TIMEOUT
+from .container_runner import EXIT_CELL_ERROR, EXIT_KERNEL_DIED, EXIT_OK, EXIT_TIMEOUT, MARK
 from .dockerfile import MANAGED_LABEL, NOTEBOOK_LABEL, RUNNER, WORKDIR
 from .engine import Engine
 from .events import (CancelToken, ProgressCallback, ProgressEvent, ignore_progress, strip_ansi,
@@ -101,6 +101,30 @@ def _failure_message(outcome: Mapping) -> str:
     return f"{head}\n{traceback}" if traceback else head
 
 
+def container_line(on_event: ProgressCallback):
+    """``on_line`` for a running container: the runner's lines (MARK) become OUTPUT events,
+    anything else is a log line."""
+    def on_line(line: str) -> None:
+        start = line.find(MARK)
+        if start < 0:
+            on_event(ProgressEvent("running", "log", line))
+            return
+        try:
+            message = json.loads(line[start + len(MARK):])
+        except ValueError:
+            return
+        if message.get("event") == "clear":
+            output = {"output_type": "clear_output", "wait": bool(message.get("wait"))}
+        elif message.get("event") == "output" and isinstance(message.get("output"), dict):
+            output = message["output"]
+        else:
+            return
+        text = output.get("text", "") if output.get("output_type") == "stream" else ""
+        on_event(ProgressEvent("running", "output", text.rstrip("\n"),
+                               step=message.get("cell"), output=output))
+    return on_line
+
+
 def where_it_ran(engine: Engine, image: str, result: RunResult) -> dict:
     """The daemon (never its credentials), the image by tag and content id, GPUs or CPU, and
     the run's duration: what the executed notebook says about its run."""
@@ -117,7 +141,7 @@ def run_notebook(engine: Engine, image: str, nb: NotebookNode, *,
                  notebook_dir: str = "",
                  collect: Iterable[str] = (), options: RunOptions = RunOptions(),
                  on_event: ProgressCallback = ignore_progress,
-                 cancel: CancelToken | None = None) -> RunResult:
+                 cancel: CancelToken | None = None, stream_outputs: bool = True) -> RunResult:
     """Execute ``nb`` in a container of ``image`` and return the executed notebook.
 
     ``files`` go into the work directory (paths relative to it: the project's layout); the
@@ -125,7 +149,8 @@ def run_notebook(engine: Engine, image: str, nb: NotebookNode, *,
     (relative to the work directory) to bring back. Raises CellExecutionError (with the executed notebook), KernelDiedError,
     RunTimeoutError, ContainerExitError, UserCancelledError or GPUUnavailableError; the
     container never outlives this. ``--gpus auto`` falls back to the CPU, and says so, when the
-    daemon has no GPU support.
+    daemon has no GPU support. ``stream_outputs``: each output is also an OUTPUT event as it
+    is made (the magic shows it live; a job's log has the cells' prints).
     """
     started = time.monotonic()
     in_container = f"{notebook_dir}/{name}".lstrip("/")
@@ -138,6 +163,8 @@ def run_notebook(engine: Engine, image: str, nb: NotebookNode, *,
         command += ["--params-json", json.dumps(dict(options.parameters))]
     if options.allow_errors:
         command += ["--allow-errors"]
+    if stream_outputs:
+        command += ["--stream-outputs"]
     # The runner ends itself once this process is gone (its stdin from here closes), and the
     # owner labels let the next start reap what a SIGKILL or a daemon restart left.
     command += ["--exit-when-stdin-closes"]
@@ -169,7 +196,7 @@ def run_notebook(engine: Engine, image: str, nb: NotebookNode, *,
             on_event(ProgressEvent("running", "phase", f"executing {name}"))
             outcome = engine.wait(  # the runner keeps the timeout; this only backs it up
                 container, None if options.timeout is None else options.timeout + TIMEOUT_GRACE,
-                cancel, on_line=lambda line: on_event(ProgressEvent("running", "log", line)))
+                cancel, on_line=container_line(on_event))
             on_event(ProgressEvent("collecting", "phase", "copying the executed notebook out"))
             data = engine.get_file(container, f"{WORKDIR}/{OUTPUT_DIR}/{name}")
             collected = {}

@@ -15,6 +15,7 @@ import json
 import threading
 import time
 import uuid
+import weakref
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Mapping
@@ -29,10 +30,16 @@ from .engine import ContainerHandle, Engine
 from .events import CancelToken, ProgressCallback, ProgressEvent, ignore_progress, strip_ansi
 from .options import NO_GPUS, RunOptions
 from .orphans import OWNER_HOST_LABEL, OWNER_PID_LABEL, RUN_ID_LABEL, owner_labels
-from .session_runner import EXIT_IDLE, MARK
+from .container_runner import MARK
+from .session_runner import EXIT_IDLE
 
 SESSION_LABEL = f"{LABEL_PREFIX}.session"
 SESSION_KEY_LABEL = f"{LABEL_PREFIX}.session-key"
+#: What ``list_sessions`` shows of a session started by any process (labels are all it reads).
+SESSION_IMAGE_LABEL = f"{LABEL_PREFIX}.session-image"
+SESSION_STARTED_LABEL = f"{LABEL_PREFIX}.session-started"  # epoch seconds
+SESSION_GPUS_LABEL = f"{LABEL_PREFIX}.session-gpus"  # --gpus as given: none, all, 2, device=0
+SESSION_IDLE_LABEL = f"{LABEL_PREFIX}.session-idle"  # the idle timeout, seconds (0: none)
 SESSION_RUNNER = str(Path(RUNNER).with_name("session_runner.py"))
 SESSION_DIR = f"{WORKDIR}/.mlbox-session"
 #: A session stops by itself after this many seconds without a cell.
@@ -91,7 +98,8 @@ class SessionCellResult:
 
 @dataclass
 class SessionInfo:
-    """A session as the daemon lists it (any process's)."""
+    """A session as the daemon lists it (any process's), read from its container's labels.
+    ``idle_s`` is known only for a session of this process (the cells go through it)."""
 
     name: str
     notebook: str
@@ -99,10 +107,52 @@ class SessionInfo:
     image: str = ""
     created: str = ""
     status: str = ""
+    idle_s: int | None = None
+
+    def _label(self, label: str) -> str:
+        return (self.container.labels or {}).get(label, "")
 
     @property
     def owner_pid(self) -> str:
-        return (self.container.labels or {}).get(OWNER_PID_LABEL, "")
+        return self._label(OWNER_PID_LABEL)
+
+    @property
+    def owner_host(self) -> str:
+        return self._label(OWNER_HOST_LABEL)
+
+    @property
+    def key(self) -> str:
+        return self._label(SESSION_KEY_LABEL)
+
+    @property
+    def gpus(self) -> str:
+        return self._label(SESSION_GPUS_LABEL) or "none"
+
+    @property
+    def started(self) -> float | None:
+        try:
+            return float(self._label(SESSION_STARTED_LABEL))
+        except ValueError:
+            return None
+
+    @property
+    def age_s(self) -> int | None:
+        return None if self.started is None else max(0, round(time.time() - self.started))
+
+    @property
+    def idle_timeout_s(self) -> float | None:
+        try:
+            return float(self._label(SESSION_IDLE_LABEL)) or None
+        except ValueError:
+            return None
+
+    def describe(self) -> dict:
+        """The fields every front end lists (CLI, REST, panel); None where unknown."""
+        return {"key": self.key, "name": self.name, "notebook": self.notebook,
+                "image": self.image, "container": self.container.short_id,
+                "gpus": self.gpus, "age_s": self.age_s, "idle_s": self.idle_s,
+                "idle_timeout_s": self.idle_timeout_s, "owner_pid": self.owner_pid,
+                "owner_host": self.owner_host}
 
 
 class _Waiter:
@@ -124,10 +174,13 @@ class Session:
         self.cells = 0
         self.ended: str | None = None  # why the container's output ended, once it did
         self.log: list[str] = []  # its lines that were not for the host (the last 200)
+        #: the top-level modules its image can import (sent when ready; image_modules.py)
+        self.modules: frozenset[str] = frozenset()
         self._ready = threading.Event()
         self._waiters: dict[str, _Waiter] = {}
         self._lock = threading.Lock()
         self._stop_following: Callable[[], None] = lambda: None
+        _LIVE[container.id] = self
 
     # --- starting ------------------------------------------------------------------------------
 
@@ -143,19 +196,23 @@ class Session:
                    "--idle", str(idle or 0)]
         owner = owner_labels()
         labels = {MANAGED_LABEL: "true", NOTEBOOK_LABEL: notebook, SESSION_LABEL: name,
-                  SESSION_KEY_LABEL: session_key(name, notebook, owner), **owner}
+                  SESSION_KEY_LABEL: session_key(name, notebook, owner),
+                  SESSION_IMAGE_LABEL: image, SESSION_STARTED_LABEL: f"{time.time():.0f}",
+                  SESSION_IDLE_LABEL: f"{idle or 0:g}", **owner}
         gpus = options.gpus
         while True:
             on_event(ProgressEvent("starting", "phase", f"starting session {name!r} in {image}"))
             container = engine.create_container(
-                image, command, environment=options.env, labels=labels, gpus=gpus,
+                image, command, environment=options.env,
+                labels={**labels, SESSION_GPUS_LABEL: str(gpus)}, gpus=gpus,
                 memory=options.memory, cpus=options.cpus, shm_size=options.shm_size,
                 network_mode=options.network_mode, auto_remove=True)
             session = cls(engine, container, name=name, notebook=notebook, image=image,
                           gpus=gpus.requested, idle=idle)
             try:
-                engine.put_files(container, str(Path(RUNNER).parent),
-                                 {Path(SESSION_RUNNER).name: runner})
+                modules = Path(__file__).with_name("image_modules.py").read_bytes()
+                engine.put_files(container, str(Path(RUNNER).parent), {
+                    Path(SESSION_RUNNER).name: runner, "image_modules.py": modules})
                 if files:
                     engine.put_files(container, WORKDIR, dict(files))
                 session._stop_following = engine.follow(container, session._on_line)
@@ -212,6 +269,7 @@ class Session:
             return
         event = message.get("event")
         if event == "ready":
+            self.modules = frozenset(message.get("modules") or ())  # what its image imports
             self._ready.set()
             return
         if event == "idle-exit":
@@ -330,25 +388,36 @@ class Session:
                 "alive": self.alive}
 
 
+#: This process's sessions by container id: their idle time is known here.
+_LIVE: "weakref.WeakValueDictionary[str, Session]" = weakref.WeakValueDictionary()
+
+
 def list_sessions(engine: Engine) -> list[SessionInfo]:
-    """Every jupyter_mlbox session container on ``engine`` (any owner's)."""
+    """Every jupyter_mlbox session container on ``engine`` (any owner's), oldest first."""
     found = []
     for container in engine.list_containers(SESSION_LABEL):
         labels = dict(container.labels or {})
         if labels.get(MANAGED_LABEL) != "true":
             continue
-        found.append(SessionInfo(labels.get(SESSION_LABEL, ""), labels.get(NOTEBOOK_LABEL, ""),
-                                 container))
-    return found
+        mine = _LIVE.get(container.id)
+        found.append(SessionInfo(
+            labels.get(SESSION_LABEL, ""), labels.get(NOTEBOOK_LABEL, ""), container,
+            image=labels.get(SESSION_IMAGE_LABEL, ""),
+            created=labels.get(SESSION_STARTED_LABEL, ""),
+            idle_s=round(time.time() - mine.last_used) if mine is not None else None))
+    return sorted(found, key=lambda info: (info.started or 0, info.key))
 
 
-def stop_sessions(engine: Engine, key_or_name: str | None = None) -> list[SessionInfo]:
-    """Remove the session containers whose key or name is ``key_or_name`` (all of them when
-    None); return them."""
+def stop_sessions(engine: Engine, key_or_name: str | None = None, *,
+                  by_name: bool = True) -> list[SessionInfo]:
+    """Remove the session containers whose key, container id (short or full) or, with
+    ``by_name``, name is ``key_or_name`` (all of them when None); return them. A name may
+    match several notebooks' sessions; a key (``SessionInfo.key``) only one."""
     stopped = []
     for info in list_sessions(engine):
-        labels = info.container.labels or {}
-        if key_or_name is None or key_or_name in {labels.get(SESSION_KEY_LABEL), info.name}:
+        ids = {info.key, info.container.id, info.container.short_id} | (
+            {info.name} if by_name else set())
+        if key_or_name is None or key_or_name in ids - {""}:
             engine.remove_container(info.container)
             stopped.append(info)
     return stopped

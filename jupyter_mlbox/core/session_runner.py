@@ -30,22 +30,18 @@ import threading
 import time
 
 try:  # on the host, as part of the package
-    from .container_runner import EXIT_OWNER_GONE, _write_atomic, clear_outputs
+    from .image_modules import importable_top_level
+    from .container_runner import (EXIT_OWNER_GONE, STREAMED, _write_atomic,
+                                   clear_outputs, say)
 except ImportError:  # in the container, beside the image's runner.py
-    from runner import EXIT_OWNER_GONE, _write_atomic, clear_outputs  # type: ignore
+    from image_modules import importable_top_level  # type: ignore
+    from runner import (EXIT_OWNER_GONE, STREAMED, _write_atomic,  # type: ignore
+                        clear_outputs, say)
 
-#: What starts every line meant for the host (the kernel writes to the same stdout).
-MARK = "\x1emlbox-session "
 #: The runner exited because no cell came for --idle seconds.
 EXIT_IDLE = 6
 #: Seconds between two looks at the inbox for a cell whose line did not come.
 POLL_SECONDS = 0.05
-
-
-def say(event: str, **fields) -> None:
-    """One line for the host."""
-    sys.stdout.write(MARK + json.dumps({"event": event, **fields}) + "\n")
-    sys.stdout.flush()
 
 
 class SessionKernel:
@@ -67,7 +63,7 @@ class SessionKernel:
 
             def output(self, outs, msg, display_id, cell_index):
                 out = super().output(outs, msg, display_id, cell_index)
-                if out is not None and out.get("output_type") in {"stream", "display_data"}:
+                if out is not None and out.get("output_type") in STREAMED:
                     self.streamed += 1
                     say("output", id=self.cell_id, cell=cell_index, output=out)
                 return out
@@ -242,7 +238,7 @@ async def serve(directory: str, workdir: str, idle: float | None) -> int:
     sent: dict = {}  # cell id → its notebook, for cells that came on stdin
     _watch_stdin(loop, cells, kernel, sent)
     _poll_inbox(loop, cells, kernel, inbox, seen)
-    say("ready", pid=kernel.pid)
+    say("ready", pid=kernel.pid, modules=importable_top_level())
     while True:
         try:
             cell_id = await asyncio.wait_for(cells.get(), idle) if idle else await cells.get()

@@ -17,7 +17,7 @@ from ..variables import (INPUT_FILE, OUTPUT_FILE, TRUST_NOTICE, dumper_cell_sour
                          writer_requirements)
 from .context import (KernelContext, kernel_context, kernel_read_files, kernel_traced_modules,
                       tracing)
-from .display import display_outputs, error_output, short, shown_as
+from .display import LiveOutputs, display_outputs, error_output, short, shown_as
 from .job import ended_badly
 from .setup_cells import setup_cells
 
@@ -136,11 +136,14 @@ def cell_work(request: CellRequest, engine: Callable, fresh: Callable[[list], li
     return work
 
 
-def cell_done(request: CellRequest, view, result, namespace: dict):
-    """The cell's outputs shown here, ``--out`` variables set; returns its result."""
+def cell_done(request: CellRequest, view, result, namespace: dict,
+              live: LiveOutputs | None = None):
+    """The cell's outputs shown here (what ``live`` did not show as they came), ``--out``
+    variables set; returns its result."""
     view.finish(result.summary())
     _, index = request.cells()
-    shown = display_outputs(result.notebook.cells[index].get("outputs", []))
+    outputs = result.notebook.cells[index].get("outputs", [])
+    shown = display_outputs(live.rest(result.notebook, outputs) if live else outputs)
     if request.out_names:
         data = result.files.get(OUTPUT_FILE)
         if data is None:
@@ -153,7 +156,8 @@ def cell_done(request: CellRequest, view, result, namespace: dict):
     return shown
 
 
-def cell_failed(request: CellRequest, view, err: BaseException, engine) -> BaseException:
+def cell_failed(request: CellRequest, view, err: BaseException, engine,
+                live: LiveOutputs | None = None) -> BaseException:
     """What the user sees when the cell did not finish: the in-container traceback when the
     cell raised, a short error naming the culprit otherwise. ``engine``: the one connected,
     if any, to remove a container an interrupt caught half-created."""
@@ -163,7 +167,7 @@ def cell_failed(request: CellRequest, view, err: BaseException, engine) -> BaseE
             and err.failed_cell is not None:
         _, index = request.cells()
         if err.failed_cell == index:
-            return _raised_in_the_cell(view, err, index)
+            return _raised_in_the_cell(view, err, index, live)
         if err.failed_cell < len(request.setup):
             label = request.setup[err.failed_cell][0]
             view.fail(f"--with-setup: {label} failed in the container")
@@ -175,12 +179,15 @@ def cell_failed(request: CellRequest, view, err: BaseException, engine) -> BaseE
     return ended_badly(view, err, STOPPED)
 
 
-def _raised_in_the_cell(view, err: CellExecutionError, index: int) -> BaseException:
-    """The cell's outputs up to the error, then its in-container traceback as the error."""
+def _raised_in_the_cell(view, err: CellExecutionError, index: int,
+                        live: LiveOutputs | None = None) -> BaseException:
+    """The cell's outputs up to the error (those not shown live), then its in-container
+    traceback as the error."""
     tag = err.image or "the container"
     view.fail(f"the cell raised {err.ename} inside {tag}")
     cell = err.notebook.cells[index]
-    display_outputs([o for o in cell.get("outputs", []) if o.get("output_type") != "error"])
+    outputs = [o for o in cell.get("outputs", []) if o.get("output_type") != "error"]
+    display_outputs(live.rest(err.notebook, outputs) if live else outputs)
     raised = CellExecutionError(
         f"{err.ename}: {err.evalue} (raised inside the container {tag})", notebook=err.notebook,
         ename=err.ename, evalue=err.evalue, traceback=err.traceback, failed_cell=index,

@@ -84,3 +84,42 @@ def link(path: Path, what: str) -> None:
     display(HTML(f'{what}: <a href="{shown}" target="_blank">{shown}</a>'),
             metadata={"mlbox": {"output": str(path)}})
     print(f"wrote {shown}")
+
+
+class LiveOutputs:
+    """The outputs of the user's cell (``index`` in the container notebook), shown here as
+    the container makes them (OUTPUT events, handled on the kernel's thread), and what is left
+    to show at the end: the execute_result (never streamed), or everything when a streamed
+    output went missing on the way (the runner counts what it sent)."""
+
+    def __init__(self, index: int) -> None:
+        self.index = index
+        self.shown = 0
+
+    def handle(self, event) -> bool:
+        """Show ``event`` if it is an output of the cell; True when it was an OUTPUT event
+        (of any cell: those of setup cells are not the user's to see)."""
+        from ..core.events import EventKind
+
+        if event.kind != EventKind.OUTPUT:
+            return False
+        if event.step == self.index and event.output is not None:
+            if event.output.get("output_type") == "clear_output":
+                from IPython.display import clear_output
+
+                clear_output(wait=bool(event.output.get("wait")))
+            else:
+                display_outputs([event.output])
+                self.shown += 1
+        return True
+
+    def rest(self, notebook, outputs: list) -> list:
+        """Of the cell's final ``outputs``, those not shown live."""
+        from ..core.container_runner import STREAMED
+
+        streamed = ((notebook.metadata.get("mlbox") or {}).get("streamed") or {}).get(
+            str(self.index))
+        if streamed is None or streamed != self.shown:
+            return list(outputs)  # not streamed, or a line lost: all of it, once more
+        return [o for o in outputs if o.get("output_type") not in STREAMED]
+

@@ -18,21 +18,30 @@ Failed = Callable[[Any, BaseException], BaseException]
 
 
 class ViewedTask:
-    def __init__(self, task: Task, view, done: Done, failed: Failed) -> None:
+    """``intercept(event) -> bool`` sees each event first (on the kernel's thread); the view
+    renders those it did not take (a cell's live outputs are not progress)."""
+
+    def __init__(self, task: Task, view, done: Done, failed: Failed,
+                 intercept: Callable[[Any], bool] | None = None) -> None:
         self.task, self.view, self.done, self.failed = task, view, done, failed
+        self.intercept = intercept
+
+    def handle(self, event) -> None:
+        if self.intercept is None or not self.intercept(event):
+            self.view.handle(event)
 
     def run(self):
         # a blocked kernel cannot receive a Stop click: the view hides its button (■ works)
         getattr(self.view, "hide_stop", lambda: None)()
         try:
-            result = self.task.run(self.view.handle, on_idle=self.view.tick)
+            result = self.task.run(self.handle, on_idle=self.view.tick)
         except BaseException as err:
             raise self.failed(self.view, err) from None
         return self.done(self.view, result)
 
     async def run_async(self):
         try:
-            result = await self.task.run_async(self.view.handle, on_idle=self.view.tick)
+            result = await self.task.run_async(self.handle, on_idle=self.view.tick)
         except BaseException as err:
             raise self.failed(self.view, err) from None
         return self.done(self.view, result)

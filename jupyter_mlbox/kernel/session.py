@@ -18,7 +18,8 @@ import threading
 from dataclasses import replace
 
 from ..core.events import CancelToken, EventKind, Phase, ProgressEvent
-from ..errors import CellExecutionError, KernelDiedError, MlboxError, SerializationError
+from ..errors import (CellExecutionError, KernelDiedError, MlboxError, RequirementError,
+                      SerializationError)
 from ..variables import (INPUT_FILE, OUTPUT_FILE, TRUST_NOTICE, read_out_values,
                          writer_requirements)
 from .cell import CellRequest
@@ -36,9 +37,15 @@ class KernelSessions:
         atexit.register(self.stop_all)
 
     def live(self, name: str):
+        """The session ``name`` if it still runs; one that ended (stopped from the CLI, the
+        panel or the REST API, idle, its container gone) is forgotten, saying so: the next
+        cell starts a fresh one and the state of the earlier cells is gone."""
         session = self.sessions.get(name)
         if session is not None and not session.alive:
             self.sessions.pop(name, None)
+            why = session.ended or "its container is gone"
+            print(f"{PREFIX} session {name!r} had ended ({why}): starting a fresh one; the "
+                  f"state of its earlier cells is lost", file=sys.stderr)
             return None
         return session
 
@@ -92,9 +99,10 @@ def start_work(request: CellRequest, name: str, engine, fresh):
         emit(ProgressEvent(Phase.INFERRING, EventKind.REPORT, plan.report().text()))
         docker = engine()
         build = build_image(docker, plan, rebuild=options.rebuild, on_event=emit, cancel=cancel)
+        idle = request.run_options.session_idle
         return Session.start(docker, build.tag, name=name, notebook=context.notebook_name,
                              files=files, options=request.run_options, on_event=emit,
-                             cancel=cancel)
+                             cancel=cancel, idle=idle * 60 if idle else None)
 
     return work
 
@@ -144,11 +152,31 @@ def _show_live(live: queue.Queue, block: float) -> bool:
     return True
 
 
+def check_imports(session, request: CellRequest) -> None:
+    """Before a cell runs in a session started earlier: an import its image lacks is said
+    here, naming the package and the way to rebuild (the first cell's plan included it)."""
+    from ..core.image_modules import distributions_of, missing_imports
+
+    if not session.modules:
+        return  # the runner did not say (an older session): the cell says it itself
+    missing = missing_imports([request.cell], session.modules, request.context.search_dir)
+    if not missing:
+        return
+    named = distributions_of(missing)
+    listed = ", ".join(f"{m} ({named[m]})" if named.get(m, m) != m else m for m in missing)
+    raise short(RequirementError(
+        f"this cell imports {listed}, which the session {session.name!r} image lacks: run "
+        f"%mlbox session restart (the next --session cell rebuilds the image with it; the "
+        f"session's state is lost), or run the cell without --session"))
+
+
 def session_cell(magics, request: CellRequest):
     """A ``%%mlbox --session`` cell, blocking (plain IPython, ``ip.run_cell_magic``)."""
     session = kernel_sessions(magics).live(session_name(request))
     if session is None:
         session = _start_job(magics, request).run()
+    else:
+        check_imports(session, request)
     trust_notice(request)
     return run_cell(session, request, magics.shell.user_ns)
 
@@ -158,6 +186,8 @@ async def session_cell_async(magics, request: CellRequest):
     session = kernel_sessions(magics).live(session_name(request))
     if session is None:
         session = await _start_job(magics, request).run_async()
+    else:
+        check_imports(session, request)
     trust_notice(request)
     return await run_cell_async(session, request, magics.shell.user_ns)
 

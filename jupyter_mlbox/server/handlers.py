@@ -382,6 +382,36 @@ class ImageHandler(MlboxHandler):
         engine.remove_image(tag)  # ConflictError (409) while a container uses it
 
 
+class SessionsHandler(MlboxHandler):
+    """``GET``: every ``%%mlbox --session`` container on this server's Docker host. Kernels
+    start sessions, not requests, so they have no owner among the server's users: the list is
+    the daemon's, whoever asks (unlike jobs, which are per user)."""
+
+    @web.authenticated
+    async def get(self):
+        from ..core.session import list_sessions
+
+        found = await self.in_thread(lambda: list_sessions(self.mlbox.engine()))
+        self.finish({"sessions": [info.describe() for info in found]})
+
+
+class SessionHandler(MlboxHandler):
+    """``DELETE /sessions/<key>``: remove that session's container (its kernel's next
+    ``--session`` cell starts a new one); 404 when no session has that key (or container id).
+    The key holds slashes: send it URL-encoded or as it is."""
+
+    @web.authenticated
+    async def delete(self, key: str):
+        from ..core.session import stop_sessions
+
+        stopped = await self.in_thread(
+            lambda: stop_sessions(self.mlbox.engine(), key, by_name=False))
+        if not stopped:
+            raise RequestError(f"no session {key!r} on this server's Docker host", 404)
+        self.set_status(204)
+        self.finish()
+
+
 class StatusHandler(MlboxHandler):
     """The checks of ``jupyter mlbox doctor``, with the app's daemon and cached GPU probe."""
 
@@ -429,5 +459,7 @@ default_handlers = [
     (f"{API}/jobs/(?P<job_id>[0-9a-f]+)", JobHandler),
     (f"{API}/images", ImagesHandler),
     (f"{API}/images/(?P<tag>.+)", ImageHandler),
+    (f"{API}/sessions", SessionsHandler),
+    (f"{API}/sessions/(?P<key>.+)", SessionHandler),
     (f"{API}/status", StatusHandler),
 ]

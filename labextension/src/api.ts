@@ -124,6 +124,24 @@ export interface IImage {
   requirements: string[];
 }
 
+/** A warm `%%mlbox --session` container (any kernel's), as GET sessions lists it. */
+export interface ISession {
+  /** What DELETE sessions/<key> takes: owner host/pid/notebook/name. */
+  key: string;
+  name: string;
+  notebook: string;
+  image: string;
+  container: string;
+  /** --gpus as given: none, all, 2, device=0 */
+  gpus: string;
+  age_s: number | null;
+  /** Known only where the server itself drives the session; null otherwise. */
+  idle_s: number | null;
+  idle_timeout_s: number | null;
+  owner_pid: string;
+  owner_host: string;
+}
+
 export interface IStatus {
   daemon: {
     ok: boolean;

@@ -6,6 +6,7 @@ import {
   IImage,
   IJob,
   IRequirementsReply,
+  ISession,
   IStatus,
   MlboxApiError,
   post,
@@ -69,6 +70,7 @@ export class MlboxPanel extends Widget {
     this.notebookNode = el('div', { class: 'jp-MlboxPanel-notebook' });
     this.jobsNode = el('div', { class: 'jp-MlboxPanel-jobs' });
     this.imagesNode = el('div', { class: 'jp-MlboxPanel-images' });
+    this.sessionsNode = el('div', { class: 'jp-MlboxPanel-sessions' });
     const refresh = el(
       'button',
       { class: 'jp-MlboxPanel-refresh', title: 'Refresh everything' },
@@ -82,12 +84,15 @@ export class MlboxPanel extends Widget {
       this.notebookNode,
       el('h3', {}, 'Jobs'),
       this.jobsNode,
+      el('h3', {}, 'Sessions'),
+      this.sessionsNode,
       el('h3', {}, 'Images'),
       this.imagesNode
     );
     this.renderNotebook();
     this.renderJobs();
     this.renderImages();
+    this.renderSessions();
   }
 
   /** The user switched notebooks (or closed the last one). */
@@ -107,7 +112,8 @@ export class MlboxPanel extends Widget {
       this.refreshStatus(),
       this.refreshRequirements(),
       this.refreshJobs(),
-      this.refreshImages()
+      this.refreshImages(),
+      this.refreshSessions()
     ]);
   }
 
@@ -186,6 +192,22 @@ export class MlboxPanel extends Widget {
     this.renderImages();
   }
 
+  /** Every kernel's `%%mlbox --session` containers on the server's Docker host. */
+  async refreshSessions(): Promise<void> {
+    try {
+      const reply = await requestAPI<{ sessions: ISession[] }>('sessions');
+      this.sessions = reply.sessions;
+      this.sessionsError = '';
+    } catch (error) {
+      this.sessions = [];
+      this.sessionsError =
+        error instanceof MlboxApiError && error.status === 503
+          ? 'Docker is unreachable: no sessions to show (see the status above).'
+          : String((error as Error).message);
+    }
+    this.renderSessions();
+  }
+
   /** Start a build, a run or an export of the notebook at `path`. */
   async startJob(
     kind: 'builds' | 'runs' | 'exports',
@@ -238,7 +260,7 @@ export class MlboxPanel extends Widget {
   private schedulePoll(delay: number): void {
     window.clearTimeout(this.pollTimer);
     this.pollTimer = window.setTimeout(async () => {
-      await this.refreshJobs();
+      await Promise.all([this.refreshJobs(), this.refreshSessions()]);
       if (this.isDisposed) {
         return;
       }
@@ -284,6 +306,27 @@ export class MlboxPanel extends Widget {
       void showErrorMessage('MLBox', (error as Error).message);
     }
     await Promise.all([this.refreshImages(), this.refreshRequirements()]);
+  }
+
+  private async stopSession(session: ISession): Promise<void> {
+    const answer = await showDialog({
+      title: 'Stop session',
+      body: `Stop session ${session.name} of ${session.notebook}? Its container is removed and the state of its kernel is lost; the next %%mlbox --session cell starts a new one.`,
+      buttons: [Dialog.cancelButton(), Dialog.warnButton({ label: 'Stop' })]
+    });
+    if (!answer.button.accept) {
+      return;
+    }
+    try {
+      await requestAPI<void>(`sessions/${encodeURIComponent(session.key)}`, {
+        method: 'DELETE'
+      });
+    } catch (error) {
+      if (!(error instanceof MlboxApiError && error.status === 404)) {
+        void showErrorMessage('MLBox', (error as Error).message);
+      }
+    }
+    await this.refreshSessions();
   }
 
   // --- rendering --------------------------------------------------------------------------------
@@ -603,6 +646,49 @@ export class MlboxPanel extends Widget {
     }
   }
 
+  private renderSessions(): void {
+    const node = this.sessionsNode;
+    node.replaceChildren();
+    if (this.sessionsError) {
+      node.append(el('div', { class: 'jp-MlboxPanel-error' }, this.sessionsError));
+      return;
+    }
+    if (!this.sessions.length) {
+      node.append(
+        el('p', { class: 'jp-MlboxPanel-empty' }, 'No sessions (%%mlbox --session starts one).')
+      );
+      return;
+    }
+    for (const session of this.sessions) {
+      const stop = el(
+        'button',
+        { class: 'jp-MlboxPanel-link jp-mod-cancel', title: `Stop session ${session.name}` },
+        'Stop'
+      );
+      stop.onclick = () => void this.stopSession(session);
+      const facts = [
+        session.notebook,
+        session.age_s === null ? '' : `up ${formatSeconds(session.age_s)}`,
+        session.idle_s === null ? '' : `idle ${formatSeconds(session.idle_s)}`,
+        session.gpus === 'none' ? 'CPU' : `GPU ${session.gpus}`
+      ].filter(Boolean);
+      node.append(
+        el(
+          'div',
+          {
+            class: 'jp-MlboxPanel-imageRow jp-MlboxPanel-sessionRow',
+            'data-key': session.key,
+            title: `container ${session.container}, kernel pid ${session.owner_pid} on ${session.owner_host}`
+          },
+          el('span', { class: 'jp-MlboxPanel-sessionName' }, session.name),
+          ' ',
+          el('code', { class: 'jp-MlboxPanel-tag' }, session.image),
+          el('div', { class: 'jp-MlboxPanel-meta' }, facts.join(' · '), stop)
+        )
+      );
+    }
+  }
+
   private notebookPath: string | null = null;
   private requirements: IRequirementsReply | null = null;
   private requirementsError = '';
@@ -613,6 +699,8 @@ export class MlboxPanel extends Widget {
   private jobsError = '';
   private images: IImage[] = [];
   private imagesError = '';
+  private sessions: ISession[] = [];
+  private sessionsError = '';
   private expanded = new Set<string>();
   private openReports = new Set<string>();
   private allowErrors = false;
@@ -635,6 +723,7 @@ export class MlboxPanel extends Widget {
   private notebookNode: HTMLElement;
   private jobsNode: HTMLElement;
   private imagesNode: HTMLElement;
+  private sessionsNode: HTMLElement;
 }
 
 /** The body of the export dialog: image name and "push". */

@@ -126,3 +126,70 @@ def test_idle_timeout_ends_and_removes_the_container(engine, image):
             c.id for c in engine.list_containers("io.jupyter-mlbox.managed=true")}
     finally:
         session.stop()
+
+
+@pytest.fixture
+def tcp_docker_host():
+    """``tcp://127.0.0.1:PORT`` in front of the suite's daemon: a plain TCP forwarder to its
+    socket (a daemon on another machine would listen on TCP itself; none exists here)."""
+    import socket
+    import threading
+
+    from tests.conftest import free_port
+
+    def pipe(source, target):
+        try:
+            while True:
+                data = source.recv(65536)
+                if not data:
+                    break
+                target.sendall(data)
+        except OSError:
+            pass
+        finally:
+            try:
+                target.shutdown(socket.SHUT_WR)  # a half-close is what attach streams expect
+            except OSError:
+                pass
+
+    port = free_port()
+    server = socket.create_server(("127.0.0.1", port))
+    stop = threading.Event()
+
+    def serve():
+        server.settimeout(0.2)
+        while not stop.is_set():
+            try:
+                client, _ = server.accept()
+            except OSError:
+                continue
+            daemon = socket.socket(socket.AF_UNIX)
+            daemon.connect("/var/run/docker.sock")
+            for a, b in ((client, daemon), (daemon, client)):
+                threading.Thread(target=pipe, args=(a, b), daemon=True).start()
+
+    threading.Thread(target=serve, daemon=True).start()
+    yield f"tcp://127.0.0.1:{port}"
+    stop.set()
+    server.close()
+
+
+def test_a_session_through_docker_host_tcp(tcp_docker_host, image, monkeypatch):
+    """Everything over the Docker API (attach, stdin lines, put_archive): nothing assumes a
+    local socket."""
+    from jupyter_mlbox.core.engine import connect
+
+    monkeypatch.setenv("DOCKER_HOST", tcp_docker_host)
+    remote = connect()
+    assert remote.host == tcp_docker_host
+    seen = []
+    session = Session.start(remote, image, name="tcp", notebook=NOTEBOOK)
+    try:
+        assert session.run_cell(["x = 20"]).status == "ok"
+        result = session.run_cell(["print('over tcp', flush=True)\nx + 22"],
+                                  on_output=lambda output, cell: seen.append(output))
+        assert result.status == "ok" and value(result) == "42"
+        assert [o.get("text") for o in seen] == ["over tcp\n"]
+    finally:
+        session.stop()
+    assert not [s for s in list_sessions(remote) if s.name == "tcp"]

@@ -87,3 +87,48 @@ def test_a_killed_kernel_leaves_no_session_behind(engine, kernel):
     while any(s.owner_pid == pid for s in list_sessions(engine)) and time.monotonic() < deadline:
         time.sleep(0.2)
     assert not any(s.owner_pid == pid for s in list_sessions(engine))
+
+
+def test_a_cell_needing_a_package_the_image_lacks_is_told_before_it_runs(kernel):
+    """numpy is in this kernel's environment, not in the image of a session started with a
+    stdlib cell: the cell is refused with the package and the fix, and after the restart the
+    next session cell rebuilds with it."""
+    kernel.run("%%mlbox --session -q\nx = 7")
+    cell = "%%mlbox --session -q\nimport numpy as np\nint(np.arange(3).sum())"
+    refused = error_of(kernel.run(cell))
+    assert refused["ename"] == "RequirementError", refused
+    assert "imports numpy, which the session 'kernel' image lacks" in refused["evalue"]
+    assert "%mlbox session restart" in refused["evalue"]
+    assert "ModuleNotFoundError" not in "".join(refused["traceback"])
+    assert "restarting session 'kernel'" in text_of(kernel.run("%mlbox session restart"))
+    rebuilt = kernel.run(cell)
+    assert error_of(rebuilt) is None, error_of(rebuilt)
+    assert results(rebuilt) == ["3"]
+
+
+def test_a_session_stopped_from_outside_is_said_when_the_next_cell_starts_afresh(engine,
+                                                                                 kernel):
+    from jupyter_mlbox.core.session import stop_sessions
+
+    kernel.run("%%mlbox --session outside -q\nx = 7")
+    pid = str(kernel.km.provisioner.process.pid)
+    [mine] = [s for s in list_sessions(engine) if s.owner_pid == pid]
+    stop_sessions(engine, mine.key)  # as `jupyter mlbox sessions stop KEY` or the panel does
+    after = kernel.run("%%mlbox --session outside -q\n'x' in dir()")
+    assert results(after) == ["False"]
+    said = text_of(after, "stderr")
+    assert "session 'outside' had ended" in said and "earlier cells is lost" in said, said
+
+
+def test_idle_sets_how_long_a_session_waits_and_its_end_is_said(engine, kernel):
+    kernel.run("%%mlbox --session idler --idle 0.03 -q\nx = 7")  # 1.8 s without a cell
+    pid = str(kernel.km.provisioner.process.pid)
+    [mine] = [s for s in list_sessions(engine) if s.owner_pid == pid]
+    assert mine.describe()["idle_timeout_s"] == 1.8
+    deadline = time.monotonic() + 60
+    while any(s.owner_pid == pid for s in list_sessions(engine)) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not any(s.owner_pid == pid for s in list_sessions(engine))
+    after = kernel.run("%%mlbox --session idler -q\n'x' in dir()")
+    assert results(after) == ["False"]
+    assert "session 'idler' had ended (it was idle for 1.8 s)" in text_of(after, "stderr")

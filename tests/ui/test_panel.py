@@ -8,6 +8,10 @@ import time
 import pytest
 from playwright.sync_api import expect
 
+from ..integration import test_session
+
+session_image = test_session.image  # its module-scoped image fixture, reused here
+
 pytestmark = [pytest.mark.browser, pytest.mark.docker]
 
 BUILD_TIMEOUT = 300_000
@@ -297,3 +301,34 @@ def test_the_docker_host_picked_in_the_panel_is_where_the_run_goes(lab, page,
     assert executed.metadata["mlbox"]["host"] == OTHER_HOST
     expect(select).to_have_value(OTHER_HOST)  # kept across re-renders
 
+
+def test_a_session_is_listed_in_the_panel_and_stopped_there(engine, lab, page, screenshot,
+                                                            session_image,
+                                                            no_leftover_containers):
+    """A kernel's session (started here through the core, on the lab's daemon) shows with its
+    name, image, notebook and GPU; Stop removes its container."""
+    import uuid
+
+    from jupyter_mlbox.core.session import Session, list_sessions
+
+    session = Session.start(engine, session_image, name=f"ui-{uuid.uuid4().hex[:8]}",
+                            notebook="session-test.ipynb")
+    try:
+        key = next(s.key for s in list_sessions(engine) if s.container.id == session.container.id)
+        panel = open_notebook_with_panel(page, lab, "tiny.ipynb")
+        row = panel.locator(".jp-MlboxPanel-sessionRow", has_text=session.name)
+        expect(row).to_be_visible(timeout=15_000)  # the first refresh, or the poll's next
+        assert row.get_attribute("data-key") == key
+        expect(row.locator(".jp-MlboxPanel-tag")).to_have_text(session_image)
+        expect(row.locator(".jp-MlboxPanel-meta")).to_contain_text("session-test.ipynb")
+        expect(row.locator(".jp-MlboxPanel-meta")).to_contain_text("CPU")
+        screenshot("10-panel-session", panel)
+        row.get_by_role("button", name="Stop").click()
+        dialog = page.locator(".jp-Dialog")
+        expect(dialog).to_contain_text(f"Stop session {session.name}")
+        dialog.get_by_role("button", name="Stop").click()
+        expect(row).to_have_count(0, timeout=15_000)
+        assert session.container.id not in {
+            c.id for c in engine.list_containers("io.jupyter-mlbox.managed=true")}
+    finally:
+        session.stop()

@@ -43,3 +43,22 @@ def test_requirements_on_stdout_warnings_on_stderr(tmp_path):
     lines = result.stdout.splitlines()
     assert "opencv-python" in lines and any(line.startswith("numpy==") for line in lines)
     assert "cv2" in result.stderr and "guess" in result.stderr
+
+
+def test_the_cli_does_not_pay_for_an_iri_grammar_it_never_uses(tmp_path):
+    """jsonschema builds rfc3987-syntax's grammar at import (a second of CPU) when installed;
+    a CLI command runs as though it were not (issue 11 item 3)."""
+    import subprocess
+    import sys
+
+    from tests.conftest import write_notebook
+
+    path = write_notebook(tmp_path / "t.ipynb", ["import json"])
+    probe = ("import sys\nfrom jupyter_mlbox.cli import main\n"
+             f"main(['requirements', {str(path)!r}])\n"
+             "import nbformat, jsonschema\n"
+             "print('LOADED' if sys.modules.get('rfc3987_syntax') else 'SKIPPED')")
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip().endswith("SKIPPED"), done.stdout

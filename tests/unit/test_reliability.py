@@ -143,3 +143,13 @@ def test_daemon_gone_names_the_innermost_reason():
     assert isinstance(gone, DaemonGoneError)
     assert "at ssh://gpu-box went away (connection reset by peer)" in str(gone)
     assert daemon_gone("ssh://gpu-box", ValueError("not a connection error")) is None
+
+
+def test_requirements_with_extras_read_back_whole_from_the_image_label():
+    from jupyter_mlbox.core.dockerfile import REQUIREMENTS_LABEL
+    from jupyter_mlbox.core.images import label_requirements
+
+    labels = {REQUIREMENTS_LABEL: "dask[array,dataframe]==2024.1.0,numpy==1.26.4,x[a]==1"}
+    assert label_requirements(labels) == ("dask[array,dataframe]==2024.1.0", "numpy==1.26.4",
+                                          "x[a]==1")
+    assert label_requirements({}) == ()

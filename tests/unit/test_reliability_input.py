@@ -285,3 +285,15 @@ def test_the_cli_prints_a_container_error_without_its_escape_sequences(capsys, t
     assert cli.main(["build", str(notebook)]) == cli.EXIT_ERROR
     err = capsys.readouterr().err
     assert "\x1b]" not in err and "pwned" not in err and "\x1b[31mx" in err
+
+
+def test_missing_imports_are_the_cells_required_imports_the_image_lacks(tmp_path):
+    from jupyter_mlbox.core.image_modules import importable_top_level, missing_imports
+
+    (tmp_path / "helpers.py").write_text("x = 1\n")
+    cell = ("import numpy as np, os\nfrom sklearn.linear_model import Ridge\nimport helpers\n"
+            "try:\n    import ujson\nexcept ImportError:\n    ujson = None\n%time y = 1")
+    assert missing_imports([cell], ["os", "numpy"], tmp_path) == ["sklearn"]
+    assert missing_imports([cell], ["os", "numpy", "sklearn"], tmp_path) == []
+    here = importable_top_level()
+    assert {"os", "json", "sys", "pytest"} <= set(here)

@@ -284,3 +284,36 @@ def test_gpus_seen_reads_nvidia_smi_only_when_a_gpu_was_asked_for(monkeypatch):
     def missing(*args, **kwargs):
         raise FileNotFoundError(2, "No such file or directory", "nvidia-smi")
     assert "could not run" in gpus_seen(missing)["error"]
+
+
+def test_container_lines_become_output_events_and_log_lines():
+    from jupyter_mlbox.core.container_runner import MARK
+    from jupyter_mlbox.core.run import container_line
+
+    events = []
+    on_line = container_line(events.append)
+    on_line("plain runner chatter")
+    on_line(MARK + json.dumps({"event": "output", "cell": 2, "output": {
+        "output_type": "stream", "name": "stdout", "text": "epoch 1\n"}}))
+    on_line(MARK + json.dumps({"event": "clear", "cell": 2, "wait": True}))
+    on_line(MARK + "{not json")
+    assert [(e.kind.value, e.message, e.step) for e in events] == [
+        ("log", "plain runner chatter", None), ("output", "epoch 1", 2), ("output", "", 2)]
+    assert events[2].output == {"output_type": "clear_output", "wait": True}
+
+
+def test_live_outputs_leave_the_result_for_the_end_or_everything_when_one_was_lost():
+    from jupyter_mlbox.core.events import ProgressEvent
+    from jupyter_mlbox.kernel.display import LiveOutputs
+
+    printed = {"output_type": "stream", "name": "stdout", "text": "x\n"}
+    result = {"output_type": "execute_result", "data": {"text/plain": "1"}, "metadata": {},
+              "execution_count": 1}
+    nb = nbformat.v4.new_notebook(metadata={"mlbox": {"streamed": {"1": 1}}})
+    live = LiveOutputs(1)
+    assert live.handle(ProgressEvent("running", "output", step=0, output=printed))  # setup cell
+    assert live.shown == 0
+    assert not live.handle(ProgressEvent("running", "log", "chatter"))
+    assert live.rest(nb, [printed, result]) == [printed, result]  # the cell's line was lost
+    live.shown = 1
+    assert live.rest(nb, [printed, result]) == [result]
