@@ -23,6 +23,7 @@ from jupyter_mlbox.core.build import build_image, plan_image
 from jupyter_mlbox.core.dockerfile import default_base_image
 from jupyter_mlbox.core.engine import connect
 from jupyter_mlbox.core.notebook import new_notebook_from_cells
+from jupyter_mlbox.core.options import BuildOptions
 from jupyter_mlbox.core.pip_settings import host_pip_settings
 from jupyter_mlbox.core.run import run_notebook
 
@@ -45,6 +46,23 @@ def naive_context(requirements: list[str], base: str, ca: bytes | None) -> bytes
             info.size = len(data)
             tar.addfile(info, io.BytesIO(data))
     return buffer.getvalue()
+
+
+def largest(tag: str, count: int = 12) -> list[tuple[str, float]]:
+    """The biggest entries of the image's site-packages, and the base system, in MB."""
+    import subprocess
+
+    script = ("cd /opt/venv/lib/python3*/site-packages && du -sk * | sort -rn | head -n "
+              f"{count}; echo; du -skx / --exclude=/opt/venv 2>/dev/null | tail -1")
+    out = subprocess.run(["docker", "run", "--rm", "--network", "none", "--entrypoint", "sh",
+                          tag, "-c", script], capture_output=True, text=True, check=True).stdout
+    rows = []
+    for line in out.splitlines():
+        if line.strip():
+            size, name = line.split(None, 1)
+            rows.append(("(base system, outside the venv)" if name == "/" else name,
+                         int(size) / 1024))
+    return rows
 
 
 def main() -> None:
@@ -73,6 +91,14 @@ def main() -> None:
           f"| ratio {ours.size / naive_size:.2f}")
     print(f"cold build : mlbox {ours_seconds:7.1f} s  | naive {naive_seconds:7.1f} s  "
           f"| ratio {ours_seconds / naive_seconds:.2f}")
+    kept = build_image(engine, plan_image(CELLS, notebook_name="bench.ipynb", search_dir=None,
+                                          pip=pip, options=BuildOptions(keep_tests=True)))
+    print(f"with --keep-tests: {kept.size / 1e6:7.0f} MB | ratio to naive "
+          f"{kept.size / naive_size:.2f} (the test suites pruning leaves out: "
+          f"{(kept.size - ours.size) / 1e6:.0f} MB)")
+    print("where the bytes are (MB):")
+    for name, size in largest(ours.tag):
+        print(f"  {size:7.1f}  {name}")
 
     builds = []
     warm = build_image(engine, plan_image(CELLS, notebook_name="bench.ipynb", search_dir=None,

@@ -39,6 +39,7 @@ class MlboxDefaults(Configurable):
     apt = List(Unicode(), help=help_of("apt")).tag(config=True)
     exclude_apt = List(Unicode(), help=help_of("exclude_apt")).tag(config=True)
     out_pickle = Bool(False, help=help_of("out_pickle")).tag(config=True)
+    keep_tests = Bool(False, help=help_of("keep_tests")).tag(config=True)
     session_idle = Float(None, allow_none=True,
                          help=help_of("session_idle")).tag(config=True)
 

@@ -147,7 +147,7 @@ def plan_image(sources: Iterable[str], *, notebook_name: str, search_dir: Path |
     spec = ImageSpec(requirements=tuple(requirements), notebook_name=notebook_name,
                      base_image=base_image, pip=pip,
                      embedded_files=dict(embedded_files or {}), entry_notebook=entry_notebook,
-                     source_id=source_id, apt=system.names(), lock_text=lock.text if lock else None,
+                     source_id=source_id, keep_tests=options.keep_tests, apt=system.names(), lock_text=lock.text if lock else None,
                      apt_excluded=tuple(sorted(set(options.exclude_apt))))
     return ImagePlan(inference, spec, render_build_context(spec),
                      list(inference.warnings) + system.warnings,

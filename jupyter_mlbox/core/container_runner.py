@@ -317,11 +317,16 @@ def exit_when_stdin_closes():
                 pass
         except OSError:
             pass
-        print("mlbox-runner: the process that started this run is gone; stopping",
-              file=sys.stderr, flush=True)
-        os._exit(EXIT_OWNER_GONE)
+        owner_gone("mlbox-runner", "run")
 
     threading.Thread(target=watch, name="mlbox-owner", daemon=True).start()
+
+
+def owner_gone(who: str, what: str) -> None:
+    """Stdin from the owner closed: say so and end at once (as PID 1: the container ends)."""
+    print(f"{who}: the process that started this {what} is gone; stopping", file=sys.stderr,
+          flush=True)
+    os._exit(EXIT_OWNER_GONE)
 
 
 def main(argv=None):

@@ -74,6 +74,8 @@ class ImageSpec:
     lock_text: str | None = None
     #: ``--exclude-apt`` names: the library check neither installs them nor stops for them.
     apt_excluded: tuple[str, ...] = ()
+    #: ``--keep-tests``: the packages' own test suites stay (venv_pruning.py leaves them out).
+    keep_tests: bool = False
 
 
 @dataclass(frozen=True)
@@ -187,6 +189,15 @@ RUN {VENV}/bin/python -I {LIBRARY_CHECK} {VENV}{excluded}
 """
 
 
+def _pruning(spec: ImageSpec) -> str:
+    """The packages' own test suites left out of the venv (venv_pruning.py), in the builder:
+    the final stage copies the venv without them."""
+    if spec.keep_tests:
+        return ""
+    return (f"COPY venv_pruning.py /mlbox-build/venv_pruning.py\n"
+            f"RUN {VENV}/bin/python -I /mlbox-build/venv_pruning.py {VENV}\n")
+
+
 def render_dockerfile(spec: ImageSpec, labels: Mapping[str, str], requirements_hash: str) -> str:
     """The Dockerfile: a builder stage makes the venv with uv, the final stage copies only it.
 
@@ -206,7 +217,7 @@ RUN python3 -m venv /opt/uv && /opt/uv/bin/pip install --quiet uv \\
  && python3 -m venv {VENV}
 COPY requirements.txt /mlbox-build/requirements.txt
 {_uv_install(spec)}
-LABEL {REQUIREMENTS_HASH_LABEL}="{requirements_hash}"
+{_pruning(spec)}LABEL {REQUIREMENTS_HASH_LABEL}="{requirements_hash}"
 
 FROM {spec.base_image}
 {_apt_install(spec)}ENV PATH="{VENV}/bin:$PATH" \\
@@ -265,6 +276,9 @@ def render_build_context(spec: ImageSpec) -> BuildContext:
              "mlbox-build/pip.conf": _pip_config(spec.pip).encode()}
     if spec.pip.cert_file:
         files["mlbox-build/ca.pem"] = spec.pip.cert_file.read_bytes()
+    if not spec.keep_tests:
+        files["venv_pruning.py"] = resources.files("jupyter_mlbox.core").joinpath(
+            "venv_pruning.py").read_bytes()
     for name, data in spec.embedded_files.items():
         files[f"notebook/{name}"] = data
     dockerfile = render_dockerfile(spec, labels, requirements_hash)

@@ -125,6 +125,20 @@ def container_line(on_event: ProgressCallback):
     return on_line
 
 
+def started_or_cpu(engine: Engine, container, gpus, on_event: ProgressCallback) -> bool:
+    """Start ``container``; False when its ``--gpus auto`` request met a daemon without GPU
+    support (said), so the caller makes it again on the CPU. A required GPU raises."""
+    try:
+        engine.start(container)
+        return True
+    except GPUUnavailableError:
+        if not gpus.optional:
+            raise
+        on_event(ProgressEvent("starting", "info",
+                               "no GPU support on this Docker daemon: running on CPU"))
+        return False
+
+
 def where_it_ran(engine: Engine, image: str, result: RunResult) -> dict:
     """The daemon (never its credentials), the image by tag and content id, GPUs or CPU, and
     the run's duration: what the executed notebook says about its run."""
@@ -182,13 +196,7 @@ def run_notebook(engine: Engine, image: str, nb: NotebookNode, *,
         try:
             engine.put_files(container, WORKDIR, payload, on_progress=upload_progress(
                 on_event, "starting", f"{len(payload)} files", engine.host))
-            try:
-                engine.start(container)
-            except GPUUnavailableError:
-                if not gpus.optional:
-                    raise
-                on_event(ProgressEvent("starting", "info",
-                                       "no GPU support on this Docker daemon: running on CPU"))
+            if not started_or_cpu(engine, container, gpus, on_event):
                 gpus = NO_GPUS
                 continue
             if gpus.optional:

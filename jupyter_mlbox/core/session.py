@@ -23,7 +23,7 @@ from typing import Callable, Mapping
 import nbformat
 from nbformat import NotebookNode
 
-from ..errors import (CellExecutionError, ContainerExitError, GPUUnavailableError,
+from ..errors import (CellExecutionError, ContainerExitError,
                       KernelDiedError, MlboxError, UserCancelledError)
 from .dockerfile import LABEL_PREFIX, MANAGED_LABEL, NOTEBOOK_LABEL, RUNNER, WORKDIR
 from .engine import ContainerHandle, Engine
@@ -31,6 +31,7 @@ from .events import CancelToken, ProgressCallback, ProgressEvent, ignore_progres
 from .options import NO_GPUS, RunOptions
 from .orphans import OWNER_HOST_LABEL, OWNER_PID_LABEL, RUN_ID_LABEL, owner_labels
 from .container_runner import MARK
+from .run import started_or_cpu
 from .session_runner import EXIT_IDLE
 
 SESSION_LABEL = f"{LABEL_PREFIX}.session"
@@ -216,13 +217,7 @@ class Session:
                 if files:
                     engine.put_files(container, WORKDIR, dict(files))
                 session._stop_following = engine.follow(container, session._on_line)
-                try:
-                    engine.start(container)
-                except GPUUnavailableError:
-                    if not gpus.optional:
-                        raise
-                    on_event(ProgressEvent("starting", "info",
-                                           "no GPU support on this Docker daemon: using the CPU"))
+                if not started_or_cpu(engine, container, gpus, on_event):
                     session.stop()
                     gpus = NO_GPUS
                     continue

@@ -31,11 +31,11 @@ import time
 
 try:  # on the host, as part of the package
     from .image_modules import importable_top_level
-    from .container_runner import (EXIT_OWNER_GONE, STREAMED, _write_atomic,
+    from .container_runner import (STREAMED, owner_gone, _write_atomic,
                                    clear_outputs, say)
 except ImportError:  # in the container, beside the image's runner.py
     from image_modules import importable_top_level  # type: ignore
-    from runner import (EXIT_OWNER_GONE, STREAMED, _write_atomic,  # type: ignore
+    from runner import (STREAMED, owner_gone, _write_atomic,  # type: ignore
                         clear_outputs, say)
 
 #: The runner exited because no cell came for --idle seconds.
@@ -186,9 +186,7 @@ def _watch_stdin(loop, cells: asyncio.Queue, kernel: SessionKernel, sent: dict) 
                         kernel.interrupt(cell_id)
         except OSError:
             pass
-        print("mlbox-session: the process that started this session is gone; stopping",
-              file=sys.stderr, flush=True)
-        os._exit(EXIT_OWNER_GONE)
+        owner_gone("mlbox-session", "session")
 
     threading.Thread(target=watch, name="mlbox-owner", daemon=True).start()
 

@@ -288,16 +288,20 @@ def test_the_docker_host_picked_in_the_panel_is_where_the_run_goes(lab, page,
                                                                   no_leftover_containers):
     import nbformat
 
+    from ..conftest import write_notebook
     from .conftest import OTHER_HOST
 
-    panel = open_notebook_with_panel(page, lab, "tiny.ipynb")
-    expect(panel.locator(".jp-MlboxPanel-path")).to_have_text("tiny.ipynb")
+    # a notebook of its own: the module's other tests run tiny.ipynb, and an earlier job row
+    # (and output file) of theirs must not stand for this run
+    write_notebook(lab.root / "hosted.ipynb", ["print('where am I')"])
+    panel = open_notebook_with_panel(page, lab, "hosted.ipynb")
+    expect(panel.locator(".jp-MlboxPanel-path")).to_have_text("hosted.ipynb")
     select = panel.locator("select.jp-MlboxPanel-host")
     expect(select.locator("option")).to_have_text(["the server's Docker daemon", OTHER_HOST])
     select.select_option(OTHER_HOST)
     panel.get_by_role("button", name="Run in container").click()
-    wait_final(job_row(panel, "Run tiny.ipynb"), "done")
-    executed = nbformat.read(lab.root / "tiny.mlbox.ipynb", as_version=4)
+    wait_final(job_row(panel, "Run hosted.ipynb"), "done")
+    executed = nbformat.read(lab.root / "hosted.mlbox.ipynb", as_version=4)
     assert executed.metadata["mlbox"]["host"] == OTHER_HOST
     expect(select).to_have_value(OTHER_HOST)  # kept across re-renders
 

@@ -107,3 +107,40 @@ def test_the_kernel_stack_is_pinned_whole_to_the_kernel_s_versions():
     for dist in ("ipython", "traitlets", "jupyter-client", "comm", "tornado", "pyzmq"):
         assert f"{dist}=={metadata.version(dist)}" in pins, dist
     assert not any(p.startswith("appnope") for p in pins)  # macOS-only: markers read as Linux
+
+
+def test_venv_pruning_leaves_out_test_suites_nothing_imports(tmp_path):
+    from jupyter_mlbox.core.venv_pruning import prune
+
+    site = tmp_path / "venv" / "lib" / "python3.11" / "site-packages"
+
+    def write(path, text=""):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+
+    write(site / "numlike" / "__init__.py", "from . import core\n")
+    write(site / "numlike" / "core" / "tests" / "test_a.py", "x = 1\n" * 1000)
+    write(site / "numlike" / "tests" / "__init__.py")
+    write(site / "numlike" / "testing" / "__init__.py", "def assert_close(): pass\n")
+    write(site / "needs" / "__init__.py", "from .tests.helpers import fixture_data\n")
+    write(site / "needs" / "tests" / "helpers.py", "fixture_data = 1\n")
+    write(site / "data" / "tests" / "sample.csv", "a,b\n")  # no Python: not a test suite
+    write(site / "numlike-1.0.dist-info" / "tests" / "x.py")
+
+    removed, freed = prune(str(tmp_path / "venv"))
+
+    assert sorted(removed) == ["numlike/core/tests", "numlike/tests"]
+    assert freed >= 6000
+    assert (site / "numlike" / "testing" / "__init__.py").exists()  # public API stays
+    assert (site / "needs" / "tests" / "helpers.py").exists()  # its own code imports it
+    assert (site / "data" / "tests" / "sample.csv").exists()
+
+
+def test_the_builder_prunes_unless_keep_tests():
+    from jupyter_mlbox.core.dockerfile import ImageSpec, render_build_context
+
+    pruned = render_build_context(ImageSpec(requirements=("numpy==2.0.0",)))
+    kept = render_build_context(ImageSpec(requirements=("numpy==2.0.0",), keep_tests=True))
+    assert "venv_pruning.py /opt/venv" in pruned.dockerfile
+    assert "venv_pruning.py" not in kept.dockerfile and "venv_pruning.py" not in kept.files
+    assert pruned.tag != kept.tag
