@@ -458,8 +458,7 @@ class DockerEngine(Engine):
         if state.get("exception") is not None:
             err = state["exception"]
             gone = daemon_gone(self.host, err)
-            if gone is not None:
-                self._remove_step_containers_quietly(marker, started)
+            if gone is not None:  # nothing can be removed through a connection that is gone
                 raise gone from err
             raise BuildError(f"build of {tag} failed: {_explain(err)}", step=state["step"],
                              log="\n".join(log)) from err

@@ -153,3 +153,36 @@ def test_requirements_with_extras_read_back_whole_from_the_image_label():
     assert label_requirements(labels) == ("dask[array,dataframe]==2024.1.0", "numpy==1.26.4",
                                           "x[a]==1")
     assert label_requirements({}) == ()
+
+
+def test_a_daemon_that_drops_a_build_midway_is_one_sentence(tmp_path):
+    """A stand-in daemon socket that answers the build's POST with the start of a stream and
+    then closes (what a killed dockerd does to its client): DaemonGoneError, not a crash."""
+    import socket
+    import threading
+
+    import docker
+
+    from jupyter_mlbox.core.docker_engine import DockerEngine
+    from jupyter_mlbox.errors import DaemonGoneError
+
+    path = str(tmp_path / "d.sock")
+    server = socket.socket(socket.AF_UNIX)
+    server.bind(path)
+    server.listen(1)
+
+    def serve():
+        conn, _ = server.accept()
+        conn.recv(65536)
+        conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+                     b"Transfer-Encoding: chunked\r\n\r\n"
+                     b"1c\r\n{\"stream\":\"Step 1/9 : FROM\"}\n\r\n")
+        conn.close()
+
+    threading.Thread(target=serve, daemon=True).start()
+    kwargs = {"base_url": f"unix://{path}"}
+    engine = DockerEngine(docker.DockerClient(version="1.41", **kwargs), kwargs)
+    with pytest.raises(DaemonGoneError, match="went away"):
+        engine.build(b"\0" * 1024, "mlbox/t:1", on_line=lambda line: None,
+                     on_step=lambda i, n, text: None)
+    server.close()
