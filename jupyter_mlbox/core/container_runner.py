@@ -300,15 +300,10 @@ def exit_when_stdin_closes():
     """Watch stdin in a thread; when it ends, exit at once (as PID 1, which stops the container
     and every process in it). jupyter_mlbox attaches to the container's stdin and never
     writes: it closes only when the owner went away (SIGKILL, a crash, a lost daemon
-    connection). Not a pipe (``docker run`` without ``-i``: /dev/null): nothing to watch."""
-    import stat
+    connection)."""
     import threading
 
-    try:
-        mode = os.fstat(0).st_mode
-    except OSError:
-        return
-    if not (stat.S_ISFIFO(mode) or stat.S_ISSOCK(mode)):
+    if not stdin_is_held():
         return
 
     def watch():
@@ -320,6 +315,18 @@ def exit_when_stdin_closes():
         owner_gone("mlbox-runner", "run")
 
     threading.Thread(target=watch, name="mlbox-owner", daemon=True).start()
+
+
+def stdin_is_held() -> bool:
+    """Whether stdin is a pipe or socket someone holds (the attached owner); not with
+    ``docker run`` without ``-i`` (/dev/null): then there is nothing to watch."""
+    import stat
+
+    try:
+        mode = os.fstat(0).st_mode
+    except OSError:
+        return False
+    return stat.S_ISFIFO(mode) or stat.S_ISSOCK(mode)
 
 
 def owner_gone(who: str, what: str) -> None:

@@ -31,11 +31,11 @@ import time
 
 try:  # on the host, as part of the package
     from .image_modules import importable_top_level
-    from .container_runner import (STREAMED, owner_gone, _write_atomic,
+    from .container_runner import (STREAMED, owner_gone, stdin_is_held, _write_atomic,
                                    clear_outputs, say)
 except ImportError:  # in the container, beside the image's runner.py
     from image_modules import importable_top_level  # type: ignore
-    from runner import (STREAMED, owner_gone, _write_atomic,  # type: ignore
+    from runner import (STREAMED, owner_gone, stdin_is_held, _write_atomic,  # type: ignore
                         clear_outputs, say)
 
 #: The runner exited because no cell came for --idle seconds.
@@ -153,13 +153,7 @@ def _watch_stdin(loop, cells: asyncio.Queue, kernel: SessionKernel, sent: dict) 
     """Lines from the host: ``cell ID JSON`` queues a cell (its notebook into ``sent``),
     ``run ID`` one put in the inbox, ``interrupt ID`` interrupts it; the end of stdin means
     the owner is gone."""
-    import stat
-
-    try:
-        mode = os.fstat(0).st_mode
-    except OSError:
-        return
-    if not (stat.S_ISFIFO(mode) or stat.S_ISSOCK(mode)):
+    if not stdin_is_held():
         return
 
     def watch() -> None:
