@@ -78,49 +78,59 @@ def cell_request(shell, args: argparse.Namespace, cell: str, build_options: Buil
     return request
 
 
+def planned_and_built(request: CellRequest, engine: Callable, fresh: Callable[[list], list],
+                      emit, cancel, *, writers: bool):
+    """Plan the image of ``request``'s cell (with the ``--out`` writers when ``writers``: a
+    DataFrame or a model comes back in its safe format, written in the container), say the
+    plan, build or reuse it: ``(engine, build, files)``. One-shot cells and sessions both."""
+    from ..core.build import build_image, local_files_for, plan_image
+    from ..core.report import import_sources
+
+    context = request.context
+    emit(ProgressEvent(Phase.INFERRING, EventKind.PHASE,
+                       f"reading the imports of {context.described}"))
+    if tracing(request.build_options):
+        emit(ProgressEvent(Phase.INFERRING, EventKind.INFO,
+                           "counting what this kernel loaded beyond a fresh kernel "
+                           "(--no-trace: its imports only)"))
+    traced = kernel_traced_modules(request.build_options)
+    plan = plan_image(context.sources, notebook_name=context.notebook_name,
+                      search_dir=context.search_dir, options=request.build_options,
+                      traced=traced)
+    needed = (writer_requirements(plan.inference.names(), request.build_options.exclude)
+              if writers else [])
+    if needed:
+        plan = plan_image(context.sources, notebook_name=context.notebook_name,
+                          search_dir=context.search_dir, traced=traced,
+                          options=replace(request.build_options,
+                                          pip=request.build_options.pip + tuple(needed)))
+    for warning in fresh(plan.warnings):
+        emit(ProgressEvent(Phase.INFERRING, EventKind.WARNING, warning))
+    if request.args.with_setup:
+        taken = ", ".join(label for label, _ in request.setup) or "none"
+        emit(ProgressEvent(Phase.INFERRING, EventKind.INFO,
+                           f"--with-setup: running {taken} first"))
+    files = local_files_for(context.search_dir, [s for _, s in request.setup] + [request.cell],
+                            plan.inference.local_modules,
+                            read_files=kernel_read_files(request.build_options,
+                                                         context.search_dir))
+    plan.local_files, plan.imported = dict(files), import_sources(context.sources)
+    emit(ProgressEvent(Phase.INFERRING, EventKind.REPORT, plan.report().text()))
+    docker = engine()
+    build = build_image(docker, plan, rebuild=request.build_options.rebuild, on_event=emit,
+                        cancel=cancel)
+    return docker, build, files
+
+
 def cell_work(request: CellRequest, engine: Callable, fresh: Callable[[list], list]):
     """The task's work: the RunResult of the container notebook (its ``build`` set).
     ``engine()`` connects (in the worker); ``fresh`` drops warnings already shown."""
     def work(emit, cancel):
-        from ..core.build import build_image, local_files_for, plan_image
         from ..core.notebook import new_notebook_from_cells
-        from ..core.report import import_sources
         from ..core.run import run_notebook
 
-        context = request.context
-        emit(ProgressEvent(Phase.INFERRING, EventKind.PHASE,
-                           f"reading the imports of {context.described}"))
-        if tracing(request.build_options):
-            emit(ProgressEvent(Phase.INFERRING, EventKind.INFO,
-                               "counting what this kernel loaded beyond a fresh kernel "
-                               "(--no-trace: its imports only)"))
-        traced = kernel_traced_modules(request.build_options)
-        plan = plan_image(context.sources, notebook_name=context.notebook_name,
-                          search_dir=context.search_dir, options=request.build_options,
-                          traced=traced)
-        writers = (writer_requirements(plan.inference.names(), request.build_options.exclude)
-                   if request.out_names else [])
-        if writers:  # --out of a DataFrame or a model needs its safe format's writer there
-            plan = plan_image(context.sources, notebook_name=context.notebook_name,
-                              search_dir=context.search_dir, traced=traced,
-                              options=replace(request.build_options,
-                                              pip=request.build_options.pip + tuple(writers)))
-        for warning in fresh(plan.warnings):
-            emit(ProgressEvent(Phase.INFERRING, EventKind.WARNING, warning))
-        if request.args.with_setup:
-            taken = ", ".join(label for label, _ in request.setup) or "none"
-            emit(ProgressEvent(Phase.INFERRING, EventKind.INFO,
-                               f"--with-setup: running {taken} first"))
-        files = local_files_for(context.search_dir,
-                                [s for _, s in request.setup] + [request.cell],
-                                plan.inference.local_modules,
-                                read_files=kernel_read_files(request.build_options,
-                                                             context.search_dir))
-        plan.local_files, plan.imported = dict(files), import_sources(context.sources)
-        emit(ProgressEvent(Phase.INFERRING, EventKind.REPORT, plan.report().text()))
-        docker = engine()
-        build = build_image(docker, plan, rebuild=request.build_options.rebuild, on_event=emit,
-                            cancel=cancel)
+        docker, build, files = planned_and_built(request, engine, fresh, emit, cancel,
+                                                 writers=bool(request.out_names))
         cells, _ = request.cells()
         if request.inputs is not None:
             files[INPUT_FILE] = request.inputs

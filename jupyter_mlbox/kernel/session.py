@@ -15,15 +15,12 @@ import atexit
 import queue
 import sys
 import threading
-from dataclasses import replace
 
-from ..core.events import CancelToken, EventKind, Phase, ProgressEvent
+from ..core.events import CancelToken
 from ..errors import (CellExecutionError, KernelDiedError, MlboxError, RequirementError,
                       SerializationError)
-from ..variables import (INPUT_FILE, OUTPUT_FILE, TRUST_NOTICE, read_out_values,
-                         writer_requirements)
-from .cell import CellRequest
-from .context import kernel_read_files, kernel_traced_modules
+from ..variables import INPUT_FILE, OUTPUT_FILE, TRUST_NOTICE, read_out_values
+from .cell import CellRequest, planned_and_built
 from .display import display_outputs, error_output, short, shown_as
 
 PREFIX = "[%%mlbox --session]"
@@ -75,32 +72,14 @@ def session_name(request: CellRequest) -> str:
 def start_work(request: CellRequest, name: str, engine, fresh):
     """The task's work for a session's first cell: infer, build (or reuse) and start it."""
     def work(emit, cancel):
-        from ..core.build import build_image, local_files_for, plan_image
         from ..core.session import Session
 
-        context = request.context
-        emit(ProgressEvent(Phase.INFERRING, EventKind.PHASE,
-                           f"reading the imports of {context.described}"))
-        traced = kernel_traced_modules(request.build_options)
-        options = request.build_options
-        writers = writer_requirements(
-            plan_image(context.sources, notebook_name=context.notebook_name,
-                       search_dir=context.search_dir, options=options,
-                       traced=traced).inference.names(), options.exclude)
         # a session's later cells may --out a frame or a model: its writers go in from the start
-        plan = plan_image(context.sources, notebook_name=context.notebook_name,
-                          search_dir=context.search_dir, traced=traced,
-                          options=replace(options, pip=options.pip + tuple(writers)))
-        for warning in fresh(plan.warnings):
-            emit(ProgressEvent(Phase.INFERRING, EventKind.WARNING, warning))
-        files = local_files_for(context.search_dir, [s for _, s in request.setup]
-                                + [request.cell], plan.inference.local_modules,
-                                read_files=kernel_read_files(options, context.search_dir))
-        emit(ProgressEvent(Phase.INFERRING, EventKind.REPORT, plan.report().text()))
-        docker = engine()
-        build = build_image(docker, plan, rebuild=options.rebuild, on_event=emit, cancel=cancel)
+        docker, build, files = planned_and_built(request, engine, fresh, emit, cancel,
+                                                 writers=True)
         idle = request.run_options.session_idle
-        return Session.start(docker, build.tag, name=name, notebook=context.notebook_name,
+        return Session.start(docker, build.tag, name=name,
+                             notebook=request.context.notebook_name,
                              files=files, options=request.run_options, on_event=emit,
                              cancel=cancel, idle=idle * 60 if idle else None)
 
