@@ -12,20 +12,23 @@ import json
 import re
 from functools import partial
 from pathlib import Path, PurePosixPath
-from typing import Any
+from typing import Any, Callable
 
 from jupyter_server.base.handlers import APIHandler
 from tornado import web
 
 from ..core.options import BUILD_OPTIONS, RUN_OPTIONS, BuildOptions, RunOptions, check_keys
 from ..core.options import LOCAL_PATH_OPTIONS
-from ..core.task import Work
 from .jobs import QueueFullError
 from ..errors import (ConflictError, DaemonUnavailableError, GPUUnavailableError,
                       ImageNotFoundError, MlboxError, NotebookError, OptionError,
                       RequirementError, UserCancelledError)
 
 API = "/mlbox/api"
+
+#: A job's work, given the build options once the notebook's kernel was asked:
+#: ``work(build, emit, cancel) -> result``.
+TracedWork = Callable[[BuildOptions, Callable, Any], Any]
 
 #: A request holds a path and options: a megabyte is far more than any real one.
 MAX_BODY_BYTES = 1 << 20
@@ -228,30 +231,37 @@ class JobSubmitHandler(MlboxHandler):
         body = self.body()
         api_path, path = self.resolve_path(body.get("path"))
         build, run = self.options(body, self.allowed_options)
-        build, note = await self.traced(api_path, path, build)
-        label, work = self.work(body, path, build, run)
-        if note:
-            work = _noting(note, work)
+        label, work = self.work(body, path, run)
+        # The job is listed at once; asking the notebook's kernel (seconds, the first time) is
+        # its first step, on this loop, while the job's thread waits for the answer.
+        loop = asyncio.get_running_loop()
+
+        def traced_work(emit, cancel):
+            traced, note = asyncio.run_coroutine_threadsafe(
+                self.traced(api_path, path, build), loop).result()
+            if note:
+                emit(_note(note))
+            return work(traced, emit, cancel)
+
         root = self.root_dir()
-        job = self.jobs.submit(self.kind, api_path, work, label=label,
+        job = self.jobs.submit(self.kind, api_path, traced_work, label=label,
                                api_path=lambda file: _relative(file, root), owner=self.username)
         self.set_status(202)
         self.finish(job.as_dict())
 
-    def work(self, body: dict, path: Path, build: BuildOptions,
-             run: RunOptions) -> tuple[str, Work]:
-        """``(label, work(emit, cancel) -> result)``; raise MlboxError for a bad body."""
+    def work(self, body: dict, path: Path, run: RunOptions) -> tuple[str, TracedWork]:
+        """``(label, work(build, emit, cancel) -> result)``; raise MlboxError for a bad body."""
         raise NotImplementedError
 
 
 class BuildsHandler(JobSubmitHandler):
     kind = "build"
 
-    def work(self, body, path, build, run):
+    def work(self, body, path, run):
         from ..core.build import build_notebook
 
         engine = partial(self.mlbox.engine, run.host)
-        return f"Build {path.name}", lambda emit, cancel: build_notebook(
+        return f"Build {path.name}", lambda build, emit, cancel: build_notebook(
             engine(), path, build, on_event=emit, cancel=cancel)
 
 
@@ -259,7 +269,7 @@ class RunsHandler(JobSubmitHandler):
     kind = "run"
     allowed_options = BUILD_OPTIONS + RUN_OPTIONS
 
-    def work(self, body, path, build, run):
+    def work(self, body, path, run):
         from ..core.notebook import default_output_path
         from ..core.run import run_notebook_file
 
@@ -271,7 +281,7 @@ class RunsHandler(JobSubmitHandler):
 
         check_output_path(output, flag="'output'")  # a 400 now, not a lost result later
         engine = partial(self.mlbox.engine, run.host)
-        return f"Run {path.name}", lambda emit, cancel: run_notebook_file(
+        return f"Run {path.name}", lambda build, emit, cancel: run_notebook_file(
             engine(), path, output=output, build_options=build, options=run, on_event=emit,
             cancel=cancel)
 
@@ -279,7 +289,7 @@ class RunsHandler(JobSubmitHandler):
 class ExportsHandler(JobSubmitHandler):
     kind = "export"
 
-    def work(self, body, path, build, run):
+    def work(self, body, path, run):
         from ..core.export import export_image, normalized_tag
 
         if not isinstance(body.get("tag"), str):
@@ -290,7 +300,7 @@ class ExportsHandler(JobSubmitHandler):
         if not isinstance(force, bool):
             raise RequestError("'force' must be true or false")
         engine = partial(self.mlbox.engine, run.host)
-        return f"Export {path.name} → {tag}", lambda emit, cancel: export_image(
+        return f"Export {path.name} → {tag}", lambda build, emit, cancel: export_image(
             engine(), path, tag, build_options=build, push=push, on_event=emit, cancel=cancel,
             force=force)
 
@@ -431,15 +441,11 @@ class StatusHandler(MlboxHandler):
         return status
 
 
-def _noting(note: str, work: Work) -> Work:
-    """``work`` that first says ``note`` in the job's log."""
+def _note(note: str):
+    """A warning line in the job's log (why the notebook's kernel was not asked)."""
     from ..core.events import EventKind, Phase, ProgressEvent
 
-    def noted(emit, cancel):
-        emit(ProgressEvent(Phase.INFERRING, EventKind.WARNING, note))
-        return work(emit, cancel)
-
-    return noted
+    return ProgressEvent(Phase.INFERRING, EventKind.WARNING, note)
 
 
 def _relative(path: Path | str, root: Path) -> str:

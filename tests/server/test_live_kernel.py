@@ -97,3 +97,35 @@ async def test_a_busy_kernel_is_not_waited_for_and_the_job_says_so(jp_root_dir, 
     finally:
         await km.interrupt_kernel()
         client.stop_channels()
+
+
+async def test_the_job_is_listed_while_the_kernel_is_asked(jp_root_dir, jp_fetch, jp_serverapp,
+                                                           api):
+    """Asking the kernel is the job's first step, not the request's: a kernel that takes its
+    time (here: stopped with SIGSTOP, so it looks idle and cannot answer) does not hold the
+    POST, and the panel lists the job at once (the UI test clicked Build and saw nothing for
+    seconds while a first answer computed its baseline)."""
+    import asyncio
+    import os
+    import signal
+
+    write_notebook(jp_root_dir / "work" / "slowkernel.ipynb", ["print(1)"])
+    km = await open_kernel(jp_fetch, jp_serverapp, "work/slowkernel.ipynb",
+                           "%load_ext jupyter_mlbox")
+    pid = km.provisioner.process.pid
+    os.kill(pid, signal.SIGSTOP)
+    try:
+        # before: the POST waited for the kernel's answer (up to 60 s)
+        code, job = await asyncio.wait_for(api.post("builds",
+                                                    body={"path": "work/slowkernel.ipynb"}), 20)
+        assert code == 202, job
+        code, listed = await api.get("jobs")
+        assert job["id"] in [j["id"] for j in listed["jobs"]]
+        code, now = await api.get("jobs", job["id"])
+        assert now["status"] in {"queued", "running"}, now  # still waiting for the answer
+    finally:
+        os.kill(pid, signal.SIGCONT)
+    job = await api.wait_job(job["id"])
+    assert job["status"] == "done", job
+    said = [*job.get("warnings", []), *job["log"]]
+    assert not any("did not answer" in line for line in said), said
