@@ -44,8 +44,11 @@ def build_parser() -> argparse.ArgumentParser:
         command.add_argument("notebook", type=Path, help="the .ipynb file")
         return command
 
-    notebook_command("requirements", "print the inferred, pinned requirements (warnings on "
-                     "stderr)")
+    requirements = notebook_command("requirements", "print the inferred, pinned requirements "
+                                    "(warnings on stderr)")
+    requirements.add_argument("--explain", action="store_true", help="say after each line "
+                              "where it comes from: index, local build (of an editable or "
+                              "local install), vcs, explicit (--pip), file")
     notebook_command("dockerfile", "print the Dockerfile that would be built")
     notebook_command("lock", "resolve the notebook's whole dependency closure, pinned to this "
                      "kernel's versions with hashes, into <notebook>.mlbox.lock (builds then "
@@ -79,6 +82,12 @@ def build_parser() -> argparse.ArgumentParser:
                    "(never a tagged image, never another tool's)",
                    description="remove jupyter_mlbox's builder-stage and untagged images; the "
                    "next build of new requirements installs them without the layer cache")
+    cache = sub.add_parser("cache", parents=[daemon], help="show or free the package cache "
+                           "builds share (a volume on the daemon)",
+                           description="`cache info` shows the package cache (uv's cache in a "
+                           "named volume on the daemon, shared by every build); `cache prune` "
+                           "removes it (the next build downloads again)")
+    cache.add_argument("action", nargs="?", choices=["info", "prune"], default="info")
     sessions = sub.add_parser(
         "sessions", parents=[daemon], help="list the warm session containers of %%%%mlbox "
         "--session (every kernel's), or stop them",
@@ -113,7 +122,14 @@ def _done(progress, result) -> int:
 
 
 def cmd_requirements(args, progress) -> int:
-    sys.stdout.write(_plan(args).inference.requirements_txt())
+    inference = _plan(args).inference
+    if not getattr(args, "explain", False):
+        sys.stdout.write(inference.requirements_txt())
+        return EXIT_OK
+    from .core.provenance import requirement_from
+
+    for req in inference.requirements:  # still a requirements file: the reason is a comment
+        print(f"{req.requirement}  # {requirement_from(req.origin, req.where, req.imports)}")
     return EXIT_OK
 
 
@@ -214,6 +230,15 @@ def cmd_prune(args, progress) -> int:
     return EXIT_OK
 
 
+def cmd_cache(args, progress) -> int:
+    from .core.engine import connect
+    from .core.package_cache import cache_info, prune_cache
+
+    engine = connect(args.run.host)
+    print(cache_info(engine).text() if args.action == "info" else prune_cache(engine))
+    return EXIT_OK
+
+
 def _duration(seconds: float | None) -> str:
     if seconds is None:
         return "-"
@@ -263,7 +288,7 @@ def cmd_sessions(args, progress) -> int:
 COMMANDS = {"requirements": cmd_requirements, "dockerfile": cmd_dockerfile, "lock": cmd_lock,
             "build": cmd_build,
             "run": cmd_run, "export": cmd_export, "doctor": cmd_doctor, "images": cmd_images,
-            "prune": cmd_prune, "sessions": cmd_sessions}
+            "prune": cmd_prune, "sessions": cmd_sessions, "cache": cmd_cache}
 
 
 class Terminated(KeyboardInterrupt):

@@ -18,6 +18,30 @@ from jupyter_mlbox.errors import DaemonUnavailableError
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLES = ROOT / "example_notebooks"
+#: Which engine the Docker tests talk to: ``docker`` (dockerd, or what DOCKER_HOST names) or
+#: ``podman`` (MLBOX_TEST_ENGINE=podman: a real rootful Podman service through its
+#: Docker-compatible API, started by scripts/ensure-podman.sh before the tests).
+TEST_ENGINE = os.environ.get("MLBOX_TEST_ENGINE", "docker").strip().lower() or "docker"
+
+
+def pytest_configure(config):
+    """Podman runs: start its service (and load the base image into it), then point every
+    client of these tests at it (this process, CLI subprocesses, servers, ``docker`` commands)."""
+    if TEST_ENGINE == "docker":
+        return
+    if TEST_ENGINE != "podman":
+        raise pytest.UsageError(f"MLBOX_TEST_ENGINE={TEST_ENGINE}: expected docker or podman")
+    started = subprocess.run(["bash", str(ROOT / "scripts" / "ensure-podman.sh")],
+                             capture_output=True, text=True)
+    if started.returncode != 0:
+        raise pytest.UsageError(f"MLBOX_TEST_ENGINE=podman, but scripts/ensure-podman.sh "
+                                f"failed:\n{started.stderr[-2000:]}")
+    os.environ["DOCKER_HOST"] = started.stdout.strip().splitlines()[-1]
+
+
+def skip_on_podman(reason: str):
+    """Marks a test that cannot work against Podman, and says why."""
+    return pytest.mark.skipif(TEST_ENGINE == "podman", reason=f"Podman: {reason}")
 
 
 def notebook_node(cells):

@@ -27,6 +27,7 @@ from .report import PlanReport, import_sources, plan_report
 from .project import (collect_files, local_code, project_for, project_root,
                       referenced_paths, sys_path_dirs)
 from .lock import locked, python_of
+from .package_cache import cached_build_context
 from .build_lock import build_lock
 from .trace import trace_notebook
 from .shared_libraries import stop_sentence
@@ -147,7 +148,9 @@ def plan_image(sources: Iterable[str], *, notebook_name: str, search_dir: Path |
     spec = ImageSpec(requirements=tuple(requirements), notebook_name=notebook_name,
                      base_image=base_image, pip=pip,
                      embedded_files=dict(embedded_files or {}), entry_notebook=entry_notebook,
-                     source_id=source_id, keep_tests=options.keep_tests, apt=system.names(), lock_text=lock.text if lock else None,
+                     source_id=source_id, keep_tests=options.keep_tests, apt=system.names(),
+                     lock_text=lock.text if lock else None,
+                     local_wheels=inference.local_wheels,
                      apt_excluded=tuple(sorted(set(options.exclude_apt))))
     return ImagePlan(inference, spec, render_build_context(spec),
                      list(inference.warnings) + system.warnings,
@@ -257,8 +260,12 @@ def _build_locked(engine: Engine, plan: ImagePlan, *, rebuild: bool,
     for warning in plan.spec.pip.warnings:  # host pip settings a build could not carry over
         on_event(ProgressEvent("building", "warning", warning))
     try:
+        context = plan.context
+        if engine.supports_package_cache:
+            context = cached_build_context(engine, plan.spec, context, refresh=rebuild,
+                                           on_event=on_event, cancel=cancel)
         engine.build(
-            plan.context.tar_bytes(), tag,
+            context.tar_bytes(), tag,
             on_line=lambda line: on_event(ProgressEvent("building", "log", line)),
             on_step=lambda i, n, text: on_event(ProgressEvent("building", "step", text, i, n)),
             cancel=cancel, nocache=rebuild,

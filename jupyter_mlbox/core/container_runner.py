@@ -134,6 +134,24 @@ def _failure(err, nb, status, started):
             "traceback": traceback if isinstance(traceback, str) else "\n".join(traceback)}
 
 
+def oom_kills(paths=("/sys/fs/cgroup/memory.events",
+                     "/sys/fs/cgroup/memory/memory.oom_control")):
+    """How many processes the OOM killer ended in this container's memory cgroup (v2
+    memory.events, v1 memory.oom_control); None where neither is readable. dockerd reports a
+    kernel killed for memory as the container's OOMKilled, Podman does not: the runner says it."""
+    for path in paths:
+        try:
+            with open(path, encoding="ascii") as handle:
+                text = handle.read()
+        except OSError:
+            continue
+        for line in text.splitlines():
+            key, _, value = line.partition(" ")
+            if key == "oom_kill" and value.strip().isdigit():
+                return int(value)
+    return None
+
+
 def _errors(nb):
     """With --allow-errors: every cell that raised (cells tagged raises-exception excepted)."""
     found = []
@@ -258,7 +276,10 @@ def _executed(client, nb, started, allow_errors):
                 "status": "timed-out"}
         return nb, outcome, EXIT_TIMEOUT
     except DeadKernelError as err:
-        return nb, _failure(err, nb, "kernel-died", started), EXIT_KERNEL_DIED
+        outcome = _failure(err, nb, "kernel-died", started)
+        if oom_kills():
+            outcome["oom_killed"] = True
+        return nb, outcome, EXIT_KERNEL_DIED
     except CellExecutionError as err:
         return nb, _failure(err, nb, "error", started), EXIT_CELL_ERROR
     errors = _errors(nb) if allow_errors else []

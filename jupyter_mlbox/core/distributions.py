@@ -17,7 +17,14 @@ from packaging.version import InvalidVersion, Version
 
 @lru_cache(maxsize=1)
 def _packages_distributions() -> dict[str, list[str]]:
-    return metadata.packages_distributions()
+    """Top-level module → distributions, editable installs included (their RECORD lists a
+    ``.pth`` or finder, not the package: provenance.editable_modules reads those)."""
+    from .provenance import editable_modules
+
+    found = metadata.packages_distributions()
+    for module, names in editable_modules().items():
+        found[module] = sorted(set(found.get(module, [])) | set(names))
+    return found
 
 
 #: Import names pipreqs' table lacks (or gets wrong) that data-science notebooks use often.

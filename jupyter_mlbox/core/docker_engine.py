@@ -27,7 +27,8 @@ from .events import CancelToken
 from .options import GpuRequest
 from .orphans import owner_labels
 
-_STEP = re.compile(r"^Step (\d+)/(\d+) : (.*)")
+#: dockerd's classic builder says "Step 2/9 : RUN …", Podman's (buildah) "STEP 2/9: RUN …"
+_STEP = re.compile(r"^Step (\d+)/(\d+) ?: (.*)", re.IGNORECASE)
 #: Processes and threads a run's container may hold at once (Docker's default: unlimited, so a
 #: fork bomb in a cell took the host). Threads count: 2048 leaves room for a DataLoader's
 #: workers with their BLAS threads on a large machine. Raise it here if a notebook needs more.
@@ -141,6 +142,73 @@ def gpu_device_requests(gpus: GpuRequest) -> list[DeviceRequest]:
     return []
 
 
+#: Podman names GPUs by CDI (``podman run --device nvidia.com/gpu=all``). Its Docker-compatible
+#: API (4.3, checked) drops DeviceRequests without a word, so a ``--gpus all`` run would go on
+#: the CPU while saying it had GPUs; a CDI name in HostConfig.Devices is either given or refused.
+CDI_GPU = "nvidia.com/gpu"
+PODMAN_GPU_HELP = (
+    "GPUs were requested but this Podman service did not accept the CDI device {device}: "
+    "generate the NVIDIA CDI spec on the Podman host (sudo nvidia-ctk cdi generate "
+    "--output=/etc/cdi/nvidia.yaml; `podman run --device nvidia.com/gpu=all …` must work), "
+    "note that Podman's Docker-compatible API may not resolve CDI names at all (Podman 4.3 "
+    "does not), or run with --gpus none (or --gpus auto to use a GPU only when there is one). "
+    "[{reason}]")
+
+
+def gpu_cdi_devices(gpus: GpuRequest) -> list[str]:
+    """A GPU request as Podman's CDI device names (``auto``: all of them; a count: the first
+    ones by index, as ``nvidia-ctk cdi generate`` names them)."""
+    gpus = GpuRequest.parse(gpus)
+    if gpus.mode in {"all", "auto"}:
+        return [f"{CDI_GPU}=all"]
+    if gpus.mode == "count":
+        return [f"{CDI_GPU}={index}" for index in range(gpus.count)]
+    if gpus.mode == "devices":
+        return [f"{CDI_GPU}={device}" for device in gpus.devices]
+    return []
+
+
+def _cdi_refused(text: str) -> bool:
+    """Whether Podman refused a CDI device ("stat nvidia.com/gpu=all: no such file",
+    "unresolvable CDI devices …")."""
+    return CDI_GPU in text or "CDI" in text
+
+
+def engine_name_of(version: dict) -> str:
+    """"Podman" or "Docker", from a daemon's /version answer."""
+    components = version.get("Components") or []
+    if any("podman" in str(c.get("Name", "")).lower() for c in components):
+        return "Podman"
+    return "Docker"
+
+
+def familiar_tag(tag: str) -> str:
+    """``mlbox/x:1`` for Podman's fully qualified ``docker.io/mlbox/x:1``, ``localhost/…``
+    or ``docker.io/library/…`` (the names dockerd and a user's commands use)."""
+    for prefix in ("docker.io/library/", "docker.io/", "localhost/"):
+        if tag.startswith(prefix):
+            return tag[len(prefix):]
+    return tag
+
+
+def loopback_registry(ref: str) -> bool:
+    """Whether ``ref`` names a registry on this machine's loopback (127.0.0.1:5000/x:1)."""
+    first, _, rest = ref.partition("/")
+    if not rest:
+        return False
+    host = first[:first.find("]") + 1] if first.startswith("[") else first.split(":")[0]
+    return host in {"localhost", "[::1]"} or host.startswith("127.")
+
+
+def build_extra_hosts(hosts: Mapping[str, str], podman: bool):
+    """The build API's ``extrahosts`` parameter: dockerd reads "name:ip" values, Podman's
+    compat service a JSON list (it answers 400 Bad Request to dockerd's form)."""
+    import json
+
+    pairs = [f"{name}:{ip}" for name, ip in hosts.items()]
+    return json.dumps(pairs) if podman else dict(hosts)
+
+
 def socket_of(response):
     """The socket a streaming requests response reads from (None when it has none).
 
@@ -246,6 +314,7 @@ class DockerEngine(Engine):
         self._connect_kwargs = connect_kwargs or {}
         self._containers: dict[str, object] = {}  # handle id → docker-py Container
         self._stdin: dict[str, object] = {}  # handle id → the attached stdin socket we hold
+        self._gpu_refused: dict[str, str] = {}  # handle id → why Podman refused its GPU
 
     @classmethod
     def connect(cls, base_url: str | None = None, timeout: int = 120) -> "DockerEngine":
@@ -293,8 +362,26 @@ class DockerEngine(Engine):
     def info(self) -> dict:
         return self._call(self._client.info)
 
+    def _version_info(self) -> dict:
+        """The daemon's /version answer, asked once per connection."""
+        if self._version_cache is None:
+            self._version_cache = self._call(self._client.version)
+        return self._version_cache
+
+    _version_cache: dict | None = None
+
     def version(self) -> str:
-        return self._call(self._client.version).get("Version", "?")
+        return self._version_info().get("Version", "?")
+
+    @property
+    def engine_name(self) -> str:
+        """"Podman" when Podman's Docker-compatible service answers (its /version lists a
+        "Podman Engine" component), else "Docker": a few calls differ (see is_podman)."""
+        return engine_name_of(self._version_info())
+
+    @property
+    def is_podman(self) -> bool:
+        return self.engine_name == "Podman"
 
     def gpu_support(self, probe_image: str) -> bool:
         """Whether a container with a GPU request starts here (the NVIDIA driver is registered).
@@ -302,6 +389,8 @@ class DockerEngine(Engine):
         dockerd does not advertise its device drivers, so this starts a ``true`` container of
         ``probe_image`` with a GPU request and removes it.
         """
+        if self.is_podman:
+            return self._podman_gpu_support(probe_image)
         if "nvidia" in (self.info().get("Runtimes") or {}):
             return True
         try:
@@ -322,6 +411,23 @@ class DockerEngine(Engine):
         finally:
             self._remove_quietly(container)
 
+    def _podman_gpu_support(self, probe_image: str) -> bool:
+        """Podman: whether a container with the CDI GPU device can be made (it is checked at
+        create; never started, so no GPU is touched)."""
+        try:
+            container = self._client.containers.create(
+                probe_image, ["true"], devices=gpu_cdi_devices(GpuRequest("all")),
+                labels={"io.jupyter-mlbox.managed": "true", **owner_labels()},
+                network_disabled=True)
+        except docker.errors.ImageNotFound:
+            return False
+        except docker.errors.APIError as err:
+            if _cdi_refused(_explain(err)):
+                return False
+            raise EngineError(f"GPU probe failed: {_explain(err)}") from err
+        self._remove_quietly(container)
+        return True
+
     # --- images --------------------------------------------------------------------------------
 
     def image_exists(self, ref: str) -> bool:
@@ -340,9 +446,14 @@ class DockerEngine(Engine):
             raise ImageNotFoundError(f"no image {ref} on this daemon") from err
 
     def list_images(self, label: str) -> list[dict]:
-        """Attributes of every image carrying ``label``."""
-        return [image.attrs for image in self._call(self._client.images.list,
-                                                      filters={"label": label})]
+        """Attributes of every image carrying ``label``; tags as dockerd shows them (Podman
+        says ``docker.io/mlbox/x:tag`` and ``localhost/x:tag`` for ``mlbox/x:tag``)."""
+        found = [image.attrs for image in self._call(self._client.images.list,
+                                                     filters={"label": label})]
+        if self.is_podman:
+            for attrs in found:
+                attrs["RepoTags"] = [familiar_tag(t) for t in attrs.get("RepoTags") or []]
+        return found
 
     def remove_image(self, ref: str, force: bool = False) -> None:
         try:
@@ -377,13 +488,29 @@ class DockerEngine(Engine):
 
     def push(self, ref: str, on_line: Callable[[str], None]) -> None:
         try:
-            for chunk in self._client.api.push(ref, stream=True, decode=True):
+            for chunk in self._push_stream(ref):
                 if "error" in chunk:
                     raise PushError(f"push of {ref} failed: {chunk['error']}")
                 if chunk.get("status"):
                     on_line(f"{chunk.get('id', '')} {chunk['status']}".strip())
         except docker.errors.APIError as err:
             raise PushError(f"push of {ref} failed: {_explain(err)}") from err
+
+    def _push_stream(self, ref: str):
+        """docker-py's push, plus ``tlsVerify=false`` for a loopback registry on Podman:
+        dockerd treats 127.0.0.0/8 as an insecure registry by itself, Podman asks for HTTPS
+        ("server gave HTTP response to HTTPS client") unless told."""
+        from docker.utils import parse_repository_tag
+
+        api = self._client.api
+        if not (self.is_podman and loopback_registry(ref)):
+            return api.push(ref, stream=True, decode=True)
+        repository, tag = parse_repository_tag(ref)
+        response = api._post_json(api._url("/images/{0}/push", repository), None,  # noqa: SLF001
+                                  params={"tag": tag or "latest", "tlsVerify": "false"},
+                                  stream=True)
+        api._raise_for_status(response)  # noqa: SLF001
+        return api._stream_helper(response, decode=True)  # noqa: SLF001
 
     def build(self, context_tar: bytes, tag: str, *, on_line: Callable[[str], None],
               on_step: Callable[[int, int, str], None], cancel: CancelToken | None = None,
@@ -403,6 +530,7 @@ class DockerEngine(Engine):
         import uuid
 
         marker = build_marker(uuid.uuid4().hex[:16])
+        podman = self.is_podman
         started = time.time()
         api = docker.APIClient(version=self._client.api.api_version, timeout=None,
                                **self._connect_kwargs)
@@ -419,7 +547,8 @@ class DockerEngine(Engine):
                 for chunk in api.build(fileobj=body, custom_context=True,
                                        encoding="gzip" if remote else None, tag=tag, rm=True, forcerm=True, pull=False,
                                        nocache=nocache, decode=True,
-                                       extra_hosts={marker: "127.0.0.1"}):
+                                       extra_hosts=build_extra_hosts(
+                                           {marker: "127.0.0.1"}, podman)):
                     if "error" in chunk:
                         state["error"] = chunk["error"].strip()
                         continue
@@ -512,8 +641,16 @@ class DockerEngine(Engine):
                          gpus: GpuRequest = GpuRequest(), memory: str | None = None,
                          cpus: float | None = None, shm_size: str | None = None,
                          network_mode: str | None = None,
-                         auto_remove: bool = False) -> ContainerHandle:
+                         auto_remove: bool = False, volumes: Mapping[str, str] | None = None,
+                         user: str | None = None) -> ContainerHandle:
         kwargs = {"pids_limit": PIDS_LIMIT}
+        if volumes:  # as mounts, not binds: a commit would keep binds as VOLUMEs
+            from docker.types import Mount
+
+            kwargs["mounts"] = [Mount(path, name, type="volume")
+                                for name, path in volumes.items()]
+        if user:
+            kwargs["user"] = user
         if auto_remove:
             kwargs["auto_remove"] = True
         if shm_size:
@@ -529,15 +666,39 @@ class DockerEngine(Engine):
             # stdin open, closed once its one attached client goes (StdinOnce, which docker-py
             # sets when not detached): start() attaches and never writes, so the runner inside
             # sees EOF exactly when this process is gone (SIGKILL, crash) and stops itself.
+            if GpuRequest.parse(gpus).requested and self.is_podman:
+                kwargs["devices"] = gpu_cdi_devices(gpus)
+            else:
+                kwargs["device_requests"] = gpu_device_requests(gpus)
             container = self._client.containers.create(
                 image, command, environment=dict(environment), labels=dict(labels),
-                device_requests=gpu_device_requests(gpus), detach=False, stdin_open=True,
-                **kwargs)
+                detach=False, stdin_open=True, **kwargs)
         except docker.errors.ImageNotFound as err:
             raise ImageNotFoundError(f"no image {image} on this daemon") from err
         except docker.errors.APIError as err:
+            if "devices" in kwargs and _cdi_refused(_explain(err)):
+                # Podman refuses a GPU at create, dockerd at start: the contract is start's
+                # (a --gpus auto caller falls back to the CPU there), so make it without the
+                # GPU and let start() say why
+                return self._gpu_refused_container(image, command, environment, labels,
+                                                   kwargs, _explain(err))
             raise EngineError(f"cannot create a container of {image}: {_explain(err)}") from err
         self._containers[container.id] = container
+        return ContainerHandle(container.id, dict(labels))
+
+    def _gpu_refused_container(self, image, command, environment, labels, kwargs,
+                               reason: str) -> ContainerHandle:
+        """A container without the refused CDI device, which start() refuses in turn."""
+        devices = kwargs.pop("devices")
+        try:
+            container = self._client.containers.create(
+                image, command, environment=dict(environment), labels=dict(labels),
+                detach=False, stdin_open=True, **kwargs)
+        except docker.errors.APIError as err:
+            raise EngineError(f"cannot create a container of {image}: {_explain(err)}") from err
+        self._containers[container.id] = container
+        self._gpu_refused[container.id] = PODMAN_GPU_HELP.format(
+            device=", ".join(devices), reason=reason.splitlines()[0][:200])
         return ContainerHandle(container.id, dict(labels))
 
     def _container(self, handle: ContainerHandle):
@@ -566,6 +727,9 @@ class DockerEngine(Engine):
                 pass
 
     def start(self, container: ContainerHandle) -> None:
+        refused = self._gpu_refused.pop(container.id, None)
+        if refused is not None:
+            raise GPUUnavailableError(refused)
         self._hold_stdin(container)
         try:
             self._container(container).start()
@@ -658,7 +822,8 @@ class DockerEngine(Engine):
         timed_out = False
         while True:
             container.reload()
-            if container.status in {"exited", "dead"}:
+            # Podman says "stopped" for one that exited and is not cleaned up yet
+            if container.status in {"exited", "dead", "stopped"}:
                 break
             if cancel is not None and cancel.cancelled:
                 self.stop(handle)
@@ -699,7 +864,39 @@ class DockerEngine(Engine):
             pass
         finally:
             self._containers.pop(container.id, None)
+            self._gpu_refused.pop(container.id, None)
             self._release_stdin(container)
+
+    supports_package_cache = True
+
+    def commit(self, container: ContainerHandle, ref: str, labels: Mapping[str, str]) -> str:
+        repository, _, tag = ref.rpartition(":")
+        changes = ["LABEL " + " ".join(f'{key}="{value}"' for key, value in labels.items())]
+        image = self._call(self._container(container).commit, repository=repository, tag=tag,
+                           changes=changes)
+        return image.id
+
+    def volume_exists(self, name: str) -> bool:
+        try:
+            self._client.volumes.get(name)
+        except docker.errors.NotFound:
+            return False
+        return True
+
+    def volume_size(self, name: str) -> int | None:
+        """From the daemon's disk usage report (it walks every volume: a second or so)."""
+        for volume in self._call(self._client.api.df).get("Volumes") or []:
+            if volume.get("Name") == name:
+                return int((volume.get("UsageData") or {}).get("Size") or 0)
+        return None
+
+    def remove_volume(self, name: str) -> bool:
+        try:
+            volume = self._client.volumes.get(name)
+        except docker.errors.NotFound:
+            return False
+        self._call(volume.remove)
+        return True
 
     def follow(self, container: ContainerHandle,
                on_line: Callable[[str], None]) -> Callable[[], None]:

@@ -53,10 +53,11 @@ def diagnose(base_image: str | None = None, *, host: str | None = None,
         from .docker_endpoint import ssh_client
 
         ssh = f"; over ssh with {ssh_client() or 'no ssh client'}"
-    checks.append(Check(DAEMON, True, f"Docker {version} ({kind}: {engine.host}, chosen by "
+    name = engine.engine_name  # "Docker", or "Podman" behind the same API
+    checks.append(Check(DAEMON, True, f"{name} {version} ({kind}: {engine.host}, chosen by "
                                       f"{chosen_by}{ssh})",
                         facts={"host": engine.host, "local": engine.is_local,
-                               "version": version, "chosen_by": chosen_by}))
+                               "engine": name, "version": version, "chosen_by": chosen_by}))
     if engine.image_exists(base_image):
         checks.append(Check(BASE_IMAGE, True, f"{base_image} is present",
                             facts={"name": base_image, "present": True}))
@@ -75,8 +76,12 @@ def diagnose(base_image: str | None = None, *, host: str | None = None,
         checks.append(Check(GPU, None, str(err), required=False))
     else:
         checks.append(Check(GPU, gpu, "NVIDIA device driver registered: --gpus works" if gpu
-                            else "no NVIDIA support: runs use the CPU (install the NVIDIA "
-                            "Container Toolkit for --gpus)", required=False))
+                            else "no NVIDIA support: runs use the CPU (" + (
+                                "generate the NVIDIA CDI spec, nvidia-ctk cdi generate, "
+                                "for --gpus; Podman's Docker API may not take it"
+                                if name == "Podman" else
+                                "install the NVIDIA Container Toolkit for --gpus") + ")",
+                            required=False))
     return checks + _pip_checks()
 
 

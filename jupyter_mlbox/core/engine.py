@@ -60,6 +60,11 @@ class Engine(abc.ABC):
     @abc.abstractmethod
     def version(self) -> str: ...
 
+    @property
+    def engine_name(self) -> str:
+        """Which engine answers ("Docker", "Podman"): what doctor and status name."""
+        return "Docker"
+
     @abc.abstractmethod
     def gpu_support(self, probe_image: str) -> bool:
         """Whether a container with a GPU request starts here."""
@@ -112,9 +117,12 @@ class Engine(abc.ABC):
                          gpus: GpuRequest = GpuRequest(), memory: str | None = None,
                          cpus: float | None = None, shm_size: str | None = None,
                          network_mode: str | None = None,
-                         auto_remove: bool = False) -> ContainerHandle:
+                         auto_remove: bool = False, volumes: Mapping[str, str] | None = None,
+                         user: str | None = None) -> ContainerHandle:
         """``auto_remove``: the daemon removes it once it exits (a session that stops itself
-        leaves nothing, even when the host is gone)."""
+        leaves nothing, even when the host is gone). ``volumes``: named volume → path inside
+        (the package cache's builder only; never a host path); ``user``: the image's unless
+        given."""
 
     @abc.abstractmethod
     def start(self, container: ContainerHandle) -> None:
@@ -150,6 +158,28 @@ class Engine(abc.ABC):
 
     @abc.abstractmethod
     def list_containers(self, label: str) -> list[ContainerHandle]: ...
+
+    # --- the package cache (package_cache.py) ---------------------------------------------------
+
+    #: Whether this engine has named volumes and commits, which the package cache needs;
+    #: without them a build installs in a Dockerfile RUN, with no cache.
+    supports_package_cache = False
+
+    def commit(self, container: ContainerHandle, ref: str, labels: Mapping[str, str]) -> str:
+        """Save the stopped container's file system as image ``ref``; return its id."""
+        raise EngineError(f"{type(self).__name__} cannot commit containers")
+
+    def volume_exists(self, name: str) -> bool:
+        return False
+
+    def volume_size(self, name: str) -> int | None:
+        """Bytes the named volume holds (None: there is no such volume)."""
+        return None
+
+    def remove_volume(self, name: str) -> bool:
+        """Remove the named volume; False when there was none; ConflictError when a container
+        uses it."""
+        return False
 
     # --- talking to a running container (sessions) ---------------------------------------------
 

@@ -34,6 +34,9 @@ class ExportResult:
     #: The content-hash tag the image was built under (``mlbox/<slug>:<12 hex>``).
     content_tag: str
     seconds: float = 0.0
+    #: the command that runs it where it was built: ``podman`` on Podman, whose Docker API
+    #: (4.3) makes ``docker run --rm`` exit 0 whatever the notebook did
+    runner: str = "docker"
 
     def as_dict(self) -> dict:
         return {"tag": self.tag, "size": self.size, "pushed": self.pushed,
@@ -41,7 +44,7 @@ class ExportResult:
 
     def summary(self) -> str:
         return (f"exported {self.tag}" + (" and pushed it" if self.pushed else "")
-                + f"; run it with: docker run --rm -v \"$PWD/out:/out\" {self.tag}")
+                + f"; run it with: {self.runner} run --rm -v \"$PWD/out:/out\" {self.tag}")
 
 
 def export_image(engine: Engine, path: str | Path, tag: str, *,
@@ -76,7 +79,8 @@ def export_image(engine: Engine, path: str | Path, tag: str, *,
     seconds = time.monotonic() - started
     on_event(ProgressEvent("done", "phase", f"exported {tag}" + (" and pushed it" if pushed
                                                                    else "")))
-    return ExportResult(tag, build.size, pushed, build.tag, seconds)
+    return ExportResult(tag, build.size, pushed, build.tag, seconds,
+                        runner="podman" if engine.engine_name == "Podman" else "docker")
 
 
 def normalized_tag(tag: str) -> str:

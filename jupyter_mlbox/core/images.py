@@ -37,6 +37,8 @@ def list_mlbox_images(engine: Engine) -> list[MlboxImage]:
     images = []
     for attrs in engine.list_images(f"{MANAGED_LABEL}=true"):
         labels = (attrs.get("Config") or {}).get("Labels") or {}
+        if labels.get(BUILD_STEP_LABEL):  # a build step's (the package cache's venv images)
+            continue
         for tag in attrs.get("RepoTags") or []:
             images.append(MlboxImage(
                 tag=tag, id=attrs["Id"], size=attrs.get("Size", 0),
@@ -57,17 +59,26 @@ def list_leftover_images(engine: Engine) -> list[MlboxImage]:
     with jupyter_mlbox's labels; newest first."""
     found: dict[str, MlboxImage] = {}
     for attrs in engine.list_images(BUILD_STEP_LABEL):
-        if _untagged(attrs):
-            found[attrs["Id"]] = _leftover(attrs, "builder")
+        # untagged builder stages, and the package cache's tools, stage and venv images
+        # (mlbox/builder:HASH, mlbox/stage:HASH, mlbox/venv:HASH: made again when needed)
+        if _untagged(attrs) or all(tag.startswith(STEP_REPOSITORIES)
+                                   for tag in attrs.get("RepoTags") or []):
+            labels = (attrs.get("Config") or {}).get("Labels") or {}
+            found[attrs["Id"]] = _leftover(attrs, labels.get(BUILD_STEP_LABEL) or "untagged")
     for attrs in engine.list_images(f"{MANAGED_LABEL}=true"):
         if _untagged(attrs) and attrs["Id"] not in found:
             found[attrs["Id"]] = _leftover(attrs, "untagged")
     return sorted(found.values(), key=lambda image: image.created, reverse=True)
 
 
+#: The repositories of the package cache's images (package_cache.py).
+STEP_REPOSITORIES = ("mlbox/builder:", "mlbox/stage:", "mlbox/venv:")
+
+
 def _leftover(attrs: dict, kind: str) -> MlboxImage:
     labels = (attrs.get("Config") or {}).get("Labels") or {}
-    return MlboxImage(tag="<none>", id=attrs["Id"], size=attrs.get("Size", 0),
+    tags = [tag for tag in attrs.get("RepoTags") or [] if tag != "<none>:<none>"]
+    return MlboxImage(tag=tags[0] if tags else "<none>", id=attrs["Id"], size=attrs.get("Size", 0),
                       created=str(attrs.get("Created", "")),
                       notebook=labels.get(NOTEBOOK_LABEL, ""), kind=kind,
                       requirements=label_requirements(labels))

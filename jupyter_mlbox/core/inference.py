@@ -27,6 +27,7 @@ from .distributions import (_packages_distributions, distribution_for, installab
 from .extras import extras_needed, with_extras
 from .guesses import NAMESPACE_ROOTS, Guesser, infer_namespace, provided_by
 from .implied import extension_modules, implied_by, magics
+from .local_wheels import direct_pin
 from .notebook import parse_cells
 
 #: Never installed into an image: the tool itself lives only on the host.
@@ -62,6 +63,9 @@ class PinnedRequirement:
     origin: str
     imports: tuple[str, ...] = ()
     verified: bool | None = None
+    #: For "local" (a wheel built on the host from the kernel's local install), "vcs" (pinned to
+    #: the kernel's commit) and "url": where it came from (local_wheels.direct_pin).
+    where: str = ""
 
     @property
     def name(self) -> str:
@@ -75,6 +79,8 @@ class InferenceResult:
     requirements: list[PinnedRequirement] = field(default_factory=list)
     local_modules: list[Path] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    #: Wheels built from the kernel's local packages, ``<key>/<file>`` → bytes (ImageSpec's).
+    local_wheels: dict[str, bytes] = field(default_factory=dict)
 
     def requirements_txt(self) -> str:
         return "".join(f"{r.requirement}\n" for r in self.requirements)
@@ -83,8 +89,24 @@ class InferenceResult:
         return {r.name for r in self.requirements}
 
 
-def validate_requirement(text: str) -> Requirement:
-    """Parse ``text`` as one PEP 508 requirement, or raise a RequirementError that says why."""
+#: Origins of requirements made from the kernel's direct-URL installs (local_wheels.direct_pin).
+DIRECT_ORIGINS = ("local", "vcs", "url")
+
+
+def _image_can_fetch(url: str) -> bool:
+    """A direct URL the builder can install from: a shipped wheel, a VCS or a remote archive
+    (never a host path, which does not exist in the image)."""
+    from .local_wheels import IMAGE_URL
+
+    return url.startswith((IMAGE_URL, "git+https://", "git+ssh://", "git+http://",
+                           "hg+https://", "https://", "http://"))
+
+
+def validate_requirement(text: str, *, direct_url: bool = False) -> Requirement:
+    """Parse ``text`` as one PEP 508 requirement, or raise a RequirementError that says why.
+
+    ``direct_url`` admits the URL requirements the plan itself makes (DIRECT_ORIGINS); what a
+    user writes is refused them."""
     text = text.strip()
     if not text or any(ch in text for ch in "\r\n\0\\`$"):
         raise RequirementError(f"{text!r} is not a valid requirement (PEP 508)")
@@ -92,7 +114,7 @@ def validate_requirement(text: str) -> Requirement:
         req = Requirement(text)
     except InvalidRequirement as err:
         raise RequirementError(f"{text!r} is not a valid requirement (PEP 508): {err}") from err
-    if req.url:
+    if req.url and not (direct_url and _image_can_fetch(req.url)):
         raise RequirementError(f"{text!r}: direct URL requirements are not supported; "
                                f"publish the package to an index or use --pip NAME==VERSION")
     return req
@@ -233,9 +255,9 @@ def infer_requirements(sources: Iterable[str], *, search_dir: Path | None = None
     by_name: dict[str, PinnedRequirement] = {}
 
     def add(requirement: str, origin: str, imports: tuple[str, ...] = (),
-            verified: bool | None = None) -> None:
+            verified: bool | None = None, where: str = "") -> None:
         try:
-            req = validate_requirement(requirement)
+            req = validate_requirement(requirement, direct_url=origin in DIRECT_ORIGINS)
         except RequirementError as err:
             if origin in {"explicit", "file"}:
                 raise
@@ -254,10 +276,13 @@ def infer_requirements(sources: Iterable[str], *, search_dir: Path | None = None
         if previous is not None and previous.origin in {"explicit", "file", "pip-magic"} \
                 and origin in {"installed", "traced", "implied", "extra", "guess"}:
             return  # what the user wrote wins over what was inferred
+        if previous is not None and previous.origin in DIRECT_ORIGINS \
+                and origin in {"installed", "traced", "implied", "extra", "guess"}:
+            return  # the kernel's local build, never the same name from an index
         by_name[key] = PinnedRequirement(str(req), origin,
                                          tuple(sorted(set(imports) | set(
                                              previous.imports if previous else ()))),
-                                         verified if origin == "guess" else None)
+                                         verified if origin == "guess" else None, where)
 
     cells = parse_cells(list(sources))
     for cell in cells:
@@ -345,6 +370,12 @@ def _infer_from_cells(cells, search_dirs, result: InferenceResult, add, *,
             version = installed_version(dist)
             if version is None:
                 add(dist, "guess", (top,))
+                continue
+            direct = None if canonicalize_name(dist) in excluded else direct_pin(dist)
+            if direct is not None:  # local path, VCS, URL: never asked of an index by name
+                if direct.wheel is not None:
+                    result.local_wheels[direct.wheel.relative] = direct.wheel.data
+                add(direct.requirement, direct.origin, (top,), where=direct.where)
                 continue
             pin, warning = installable_pin(canonicalize_name(dist), version)
             if warning:

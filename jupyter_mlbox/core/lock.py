@@ -26,6 +26,7 @@ from packaging.version import InvalidVersion, Version
 
 from ..errors import RequirementError
 from .distributions import PYTORCH_CPU_INDEX, is_pytorch_cpu_pin
+from .local_wheels import IMAGE_URL, cache_dir
 from .pip_settings import PipSettings
 
 LOCK_SUFFIX = ".mlbox.lock"
@@ -101,7 +102,7 @@ def kernel_constraints() -> list[str]:
             version = Version(dist.version)
         except (InvalidVersion, TypeError):
             continue
-        if name:
+        if name and not dist.read_text("direct_url.json"):  # a local/VCS build: not by name
             pins[canonicalize_name(name)] = f"{canonicalize_name(name)}=={version.public}"
     pins.pop("jupyter-mlbox", None)
     return sorted(pins.values())
@@ -132,7 +133,10 @@ def compile_lock(requirements: Iterable[str], *, notebook_name: str, python_vers
     constraints = kernel_constraints() if constraints is None else list(constraints)
     with tempfile.TemporaryDirectory(prefix="mlbox-lock-") as scratch:
         wanted = Path(scratch, "requirements.in")
-        wanted.write_text("".join(f"{r}\n" for r in requirements))
+        # shipped local wheels (local_wheels.py): uv reads them where the host cached them
+        host_wheels = cache_dir().as_uri() + "/"
+        wanted.write_text("".join(f"{r.replace(IMAGE_URL, host_wheels)}\n"
+                                  for r in requirements))
         pinned = Path(scratch, "constraints.txt")
         pinned.write_text("".join(f"{c}\n" for c in constraints))
         command = [_uv(), "pip", "compile", str(wanted), "-c", str(pinned),
@@ -160,7 +164,8 @@ def compile_lock(requirements: Iterable[str], *, notebook_name: str, python_vers
         raise LockError(f"the requirements of {notebook_name} could not be locked to this "
                         f"kernel's versions for Linux / Python {python_version}:\n{reason}")
     direct = ", ".join(requirements)
-    return HEADER.format(notebook=notebook_name, direct=direct) + done.stdout
+    return HEADER.format(notebook=notebook_name, direct=direct) \
+        + done.stdout.replace(host_wheels, IMAGE_URL)
 
 
 def python_of(base_image: str) -> str:

@@ -30,6 +30,8 @@ SOURCES = {
     "trace": "traced",
     "explicit": "--pip",
     "file": "requirements file",
+    "local": "local builds (wheels of the kernel's local installs)",
+    "vcs": "VCS / URL (pinned to the kernel's commit)",
 }
 #: How many names one line lists before "+N more".
 SHOWN = 8
@@ -65,7 +67,8 @@ def requirement_source(req: "PinnedRequirement",
             return "import"
         return "magic" if "magic" in kinds else "local-module"
     return {"traced": "trace", "pip-magic": "magic", "implied": "implied",
-            "explicit": "explicit", "file": "file"}.get(origin, "import")
+            "explicit": "explicit", "file": "file", "local": "local", "vcs": "vcs",
+            "url": "vcs"}.get(origin, "import")
 
 
 def _listed(names: list[str], shown: int = SHOWN) -> str:
@@ -144,6 +147,8 @@ class PlanReport:
                 name = req["name"]
                 if req["source"] == "implied" and req["imports"]:
                     name += f" ({', '.join(req['imports'])})"
+                elif req["source"] in {"local", "vcs"} and req.get("where"):
+                    name += f" ({req['where'].removeprefix('local build of ')})"
                 elif req["origin"] == "guess":
                     name += " (guess)" if req["verified"] else " (unverified guess)"
                 names.append(name)
@@ -190,7 +195,7 @@ def plan_report(plan: "ImagePlan") -> PlanReport:
     """The report of ``plan`` (see the module docstring)."""
     requirements = [{"requirement": r.requirement, "name": r.name, "origin": r.origin,
                      "source": requirement_source(r, plan.imported), "imports": list(r.imports),
-                     "verified": r.verified}
+                     "verified": r.verified, "where": r.where}
                     for r in plan.inference.requirements]
     lock = None
     if plan.spec.lock_text is not None:

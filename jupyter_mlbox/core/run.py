@@ -229,7 +229,8 @@ def run_notebook(engine: Engine, image: str, nb: NotebookNode, *,
         raise _timeout_error(status, executed, options)
     failed_cell = status.get("failed_cell") if isinstance(status.get("failed_cell"), int) \
         else None
-    if outcome.oom_killed:
+    # the runner's word counts too: Podman's inspect never says OOMKilled for a killed kernel
+    if outcome.oom_killed or status.get("oom_killed"):
         raise KernelDiedError(f"the container ran out of memory (limit {options.memory}); "
                               f"raise --memory", notebook=executed, failed_cell=failed_cell,
                               image=image)

@@ -3,8 +3,8 @@ scikit-learn and SciPy on disk is their ``tests/`` folders, which no notebook im
 
 Runs in the builder stage as ``python -I venv_pruning.py /opt/venv`` (standard library only,
 like the runner), before the venv is copied into the final stage; ``--keep-tests`` skips it.
-A ``tests`` folder stays when a module of its package outside the tests imports from it (the
-rule the image test checks by importing every top-level module of every distribution).
+A ``tests`` folder stays when a module outside the tests imports from that folder (the rule
+the image test checks by importing every module of every distribution).
 ``testing`` folders always stay: ``numpy.testing`` and ``pandas.testing`` are public APIs.
 """
 from __future__ import annotations
@@ -14,11 +14,10 @@ import re
 import shutil
 import sys
 
-#: An import that reaches into a ``tests`` package: ``from .tests import x``,
-#: ``from pkg.sub.tests.helpers import y``, ``import pkg.tests``, ``from . import tests``.
-_IMPORTS_TESTS = re.compile(
-    r"^\s*(?:from\s+[\w.]*\btests\b[\w.]*\s+import|import\s+[\w.]+\.tests\b"
-    r"|from\s+[\w.]+\s+import\s+(?:\(?\s*)?tests\b)", re.MULTILINE)
+#: Import statements: ``from (dots)(module) import (names)`` and ``import a.b, c``.
+_FROM = re.compile(r"^[ \t]*from[ \t]+(\.*)([\w.]*)[ \t]+import[ \t]+(\([^)]*\)|[^\n]*)",
+                   re.MULTILINE)
+_IMPORT = re.compile(r"^[ \t]*import[ \t]+([\w.]+(?:[ \t]*,[ \t]*[\w.]+)*)", re.MULTILINE)
 
 
 def site_packages(venv: str) -> list[str]:
@@ -38,8 +37,18 @@ def _size(path: str) -> int:
     return total
 
 
-def _imports_tests(package: str) -> bool:
-    """Whether a module of ``package`` outside its ``tests`` folders imports from one."""
+def _tests_folder(base: str, parts: list[str]) -> str | None:
+    """The ``tests`` folder a dotted path below ``base`` reaches into, if any."""
+    if "tests" not in parts:
+        return None
+    return os.path.normpath(os.path.join(base, *parts[:parts.index("tests") + 1]))
+
+
+def _imported_tests(package: str, site: str) -> set[str]:
+    """The ``tests`` folders that modules of ``package`` outside the tests import from:
+    ``from .tests import x``, ``from pkg.sub.tests.helpers import y``, ``import pkg.tests``,
+    ``from . import tests`` (SciPy's ``special/_precompute`` imports ``special/tests`` alone)."""
+    kept: set[str] = set()
     for folder, dirs, files in os.walk(package):
         dirs[:] = [d for d in dirs if d != "tests"]
         for name in files:
@@ -48,11 +57,29 @@ def _imports_tests(package: str) -> bool:
             try:
                 with open(os.path.join(folder, name), encoding="utf-8",
                           errors="replace") as handle:
-                    if _IMPORTS_TESTS.search(handle.read()):
-                        return True
+                    text = handle.read()
             except OSError:
                 continue
-    return False
+            if "tests" not in text:
+                continue
+            for dots, module, names in _FROM.findall(text):
+                parts = module.split(".") if module else []
+                base = site
+                if dots:
+                    base = folder
+                    for _ in range(len(dots) - 1):
+                        base = os.path.dirname(base)
+                found = _tests_folder(base, parts)
+                if found is None and re.search(r"\btests\b", names):
+                    found = os.path.normpath(os.path.join(base, *parts, "tests"))
+                if found:
+                    kept.add(found)
+            for modules in _IMPORT.findall(text):
+                for module in modules.split(","):
+                    found = _tests_folder(site, module.strip().split("."))
+                    if found:
+                        kept.add(found)
+    return kept
 
 
 def prune(venv: str) -> tuple[list[str], int]:
@@ -63,13 +90,15 @@ def prune(venv: str) -> tuple[list[str], int]:
         for name in sorted(os.listdir(site)):
             package = os.path.join(site, name)
             if not os.path.isdir(package) or name.endswith((".dist-info", ".egg-info")) \
-                    or name == "__pycache__" or _imports_tests(package):
+                    or name == "__pycache__":
                 continue
+            imported = _imported_tests(package, site)
             for folder, dirs, _ in os.walk(package):
                 if "tests" in dirs:
                     path = os.path.join(folder, "tests")
-                    if os.path.isfile(os.path.join(path, "__init__.py")) \
-                            or any(n.endswith(".py") for n in os.listdir(path)):
+                    suite = os.path.isfile(os.path.join(path, "__init__.py")) \
+                        or any(n.endswith(".py") for n in os.listdir(path))
+                    if suite and os.path.normpath(path) not in imported:
                         freed += _size(path)
                         shutil.rmtree(path, ignore_errors=True)
                         removed.append(os.path.relpath(path, site))

@@ -148,6 +148,8 @@ export interface IStatus {
     host: string;
     local?: boolean;
     version?: string;
+    /** "Docker", or "Podman" behind the same API */
+    engine?: string;
     detail: string;
   };
   base_image: { name: string; present: boolean | null };

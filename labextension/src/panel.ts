@@ -359,7 +359,7 @@ export class MlboxPanel extends Widget {
     const base = status.base_image;
     node.append(
       el('span', { class: 'jp-MlboxPanel-dot' }),
-      `Docker ${status.daemon.version} (${status.daemon.local ? 'local' : 'remote'}: ${status.daemon.host})`,
+      `${status.daemon.engine ?? 'Docker'} ${status.daemon.version} (${status.daemon.local ? 'local' : 'remote'}: ${status.daemon.host})`,
       el('br'),
       `base ${base.name} ${base.present ? '✓' : '✗ missing'} · GPU: `,
       status.gpu ? 'available' : status.gpu === false ? 'none (CPU only)' : 'unknown'

@@ -2,8 +2,10 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import urllib.request
+from pathlib import Path
 
 import nbformat
 import pytest
@@ -12,10 +14,20 @@ from jupyter_mlbox.core.dockerfile import KIND_LABEL, MANAGED_LABEL, NOTEBOOK_LA
 from jupyter_mlbox.core.export import ExportResult, export_image
 from jupyter_mlbox.errors import MlboxError
 
+from ..conftest import TEST_ENGINE
+
 pytestmark = pytest.mark.docker
 
 
 def docker_run(*args: str, timeout: int = 180) -> subprocess.CompletedProcess:
+    """``docker run --rm``, or on Podman ``podman run --rm`` as the export's summary says
+    (the docker CLI's ``run --rm`` against Podman 4.3's API exits 0 whatever happened); with
+    the service's containers.conf (scripts/ensure-podman.sh) so the limits are the same."""
+    if TEST_ENGINE == "podman":
+        conf = Path("/run/mlbox-podman/containers.conf")
+        env = {**os.environ, **({"CONTAINERS_CONF": str(conf)} if conf.exists() else {})}
+        return subprocess.run(["podman", "run", "--rm", *args], capture_output=True, text=True,
+                              timeout=timeout, env=env)
     return subprocess.run(["docker", "run", "--rm", *args], capture_output=True, text=True,
                           timeout=timeout)
 
@@ -44,6 +56,8 @@ def test_export_result_and_labels(engine, exported):
     assert result.tag == "mlbox-test/params-export:v1"
     assert result.content_tag.startswith("mlbox/params:")
     assert result.pushed is False and result.size > 0
+    runner = "podman" if TEST_ENGINE == "podman" else "docker"
+    assert result.runner == runner and f"run it with: {runner} run --rm" in result.summary()
     labels = engine.image_attrs(result.tag)["Config"]["Labels"]
     assert labels[MANAGED_LABEL] == "true"
     assert labels[KIND_LABEL] == "export"
@@ -116,7 +130,9 @@ def test_export_and_push_to_a_local_registry(engine, stdlib_notebook, local_regi
     assert tags["tags"] == ["pushed"]
     # The pushed image is complete: remove the local tag, pull it back, run it.
     engine.remove_image(tag)
-    subprocess.run(["docker", "pull", tag], check=True, capture_output=True, timeout=120)
+    pull = (["podman", "pull", "--tls-verify=false"] if TEST_ENGINE == "podman"  # as for push
+            else ["docker", "pull"])
+    subprocess.run([*pull, tag], check=True, capture_output=True, timeout=120)
     try:
         proc = docker_run("-v", f"{out_dir}:/out", tag)
         assert proc.returncode == 0, proc.stderr

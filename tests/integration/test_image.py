@@ -35,7 +35,11 @@ def test_final_image_holds_no_ca_copy_pip_config_or_build_settings(built, engine
     assert "pip.conf" not in listing and "PIP_" not in listing and "UV_" not in listing
     assert "SSL_CERT" not in listing
     history = docker("history", "--no-trunc", "--format", "{{.CreatedBy}}", tag)
-    assert "mlbox-build" not in history and "ca.pem" not in history
+    # the cached build's steps name /mlbox-build (a per-build volume, never in a layer), never
+    # what it held
+    assert "ca.pem" not in history and "pip.conf" not in history and "UV_" not in history
+    inspected = docker("image", "inspect", tag)
+    assert "ca.pem" not in inspected and "pip.conf" not in inspected, inspected
 
 
 def test_final_image_labels_user_and_gpu_environment(built, engine):
@@ -46,7 +50,7 @@ def test_final_image_labels_user_and_gpu_environment(built, engine):
     assert labels["io.jupyter-mlbox.requirements-sha256"] == built.context.labels[
         "io.jupyter-mlbox.requirements-sha256"]
     assert labels["io.jupyter-mlbox.version"]
-    assert "io.jupyter-mlbox.build-step" not in labels
+    assert not labels.get("io.jupyter-mlbox.build-step")  # "" overrides the venv image's
     assert config["User"] == "1000"
     assert "NVIDIA_DRIVER_CAPABILITIES=compute,utility" in config["Env"]
 

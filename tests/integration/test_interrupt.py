@@ -28,7 +28,7 @@ def sigint_as_in_a_terminal() -> None:
 
 
 def interrupt_when(args, marker: str, timeout: float = 300,
-                   env: dict | None = None) -> subprocess.CompletedProcess:
+                   env: dict | None = None, delay: float = 1.0) -> subprocess.CompletedProcess:
     """Start ``jupyter mlbox ARGS`` (``env`` added to the environment), send SIGINT once
     ``marker`` appears on stderr."""
     process = subprocess.Popen([sys.executable, "-m", "jupyter_mlbox.cli", *args],
@@ -43,7 +43,7 @@ def interrupt_when(args, marker: str, timeout: float = 300,
             break
         seen.append(line)
         if marker in line:
-            time.sleep(1.0)
+            time.sleep(delay)
             process.send_signal(signal.SIGINT)
             break
     else:
@@ -75,8 +75,10 @@ def test_ctrl_c_during_run_removes_the_container_and_writes_nothing(tmp_path, en
 def test_ctrl_c_during_build_stops_it_and_leaves_no_container(tmp_path, engine):
     before = all_containers()
     path = write_notebook(tmp_path / "t.ipynb", ["import numpy"])
-    # --rebuild forces a real build; the marker is the slow dependency step.
-    result = interrupt_when(["build", str(path), "--rebuild", "--pip", "tqdm"], "uv pip install")
+    # --rebuild forces a real build; the marker is the dependency step (the package cache's
+    # install container: a few seconds at most here, so the interrupt follows at once)
+    result = interrupt_when(["build", str(path), "--rebuild", "--pip", "tqdm"],
+                            "installing the requirements", delay=0.2)
     assert result.returncode == 130, result.stderr
     assert "interrupted" in result.stderr
     for _ in range(30):  # dockerd removes the build container once it notices the disconnect
@@ -89,7 +91,7 @@ def test_ctrl_c_during_build_stops_it_and_leaves_no_container(tmp_path, engine):
 def test_cancel_at_the_start_of_a_build_step_leaves_no_step_container(tmp_path, engine):
     """Cancelled right when dockerd announces the dependency step, before the step's container
     has a name on the stream: dockerd keeps that container, the engine must find it anyway."""
-    from jupyter_mlbox.core.build import build_image, plan_image
+    from jupyter_mlbox.core.build import plan_image
     from jupyter_mlbox.core.events import CancelToken
     from jupyter_mlbox.errors import UserCancelledError
 
@@ -97,12 +99,16 @@ def test_cancel_at_the_start_of_a_build_step_leaves_no_step_container(tmp_path, 
     plan = plan_image(["import numpy"], notebook_name="cancel-step.ipynb", search_dir=tmp_path)
     cancel = CancelToken()
 
-    def on_event(event):
-        if event.kind == "step" and "uv pip install" in event.message:
+    def on_step(number, total, text):
+        if "uv pip install" in text:
             cancel.cancel()
 
+    # the standalone Dockerfile (what engines without the package cache build, and what the
+    # package cache's own small builds go through)
     with pytest.raises(UserCancelledError):
-        build_image(engine, plan, rebuild=True, on_event=on_event, cancel=cancel)
+        engine.build(plan.context.tar_bytes(), plan.tag, on_line=lambda line: None,
+                     on_step=on_step, cancel=cancel, nocache=True,
+                     step_label=plan.context.step_label)
     label = "=".join(plan.context.step_label)
     assert not engine.list_containers(label)
     assert all_containers() - before == set()

@@ -9,7 +9,7 @@ from jupyter_mlbox.core.build import build_image, plan_image
 from jupyter_mlbox.core.run import RunOptions, run_notebook_file
 from jupyter_mlbox.errors import (KernelDiedError, RunTimeoutError)
 
-from ..conftest import write_notebook
+from ..conftest import TEST_ENGINE, write_notebook
 from .helpers import cli, outputs
 
 pytestmark = [pytest.mark.docker, pytest.mark.usefixtures("no_leftover_containers")]
@@ -128,7 +128,7 @@ def test_unknown_package_fails_the_build_with_the_step_and_log(tmp_path, engine)
     path = write_notebook(tmp_path / "t.ipynb", ["import numpy"])
     result = cli("build", str(path), "--pip", "mlbox-no-such-package-zz==9.9.9")
     assert result.returncode == 3
-    assert "failing step" in result.stderr and "uv pip install" in result.stderr
+    assert "failing step" in result.stderr and "uv pip" in result.stderr
     assert "mlbox-no-such-package-zz" in result.stderr
     assert "Traceback" not in result.stderr
 
@@ -142,7 +142,10 @@ def test_dead_daemon_is_a_clear_error(tmp_path):
 
 def test_doctor_reports_daemon_base_image_gpu_and_pip_settings(engine):
     result = cli("doctor")
-    assert "ok  docker daemon: Docker" in result.stdout
+    # it names the engine it talks to: dockerd, or Podman behind the same API
+    named = f"Podman {engine.version()}" if TEST_ENGINE == "podman" else "Docker "
+    assert f"ok  docker daemon: {named}" in result.stdout
+    assert engine.is_podman == (TEST_ENGINE == "podman")
     assert "ok  base image: python:3.11-slim is present" in result.stdout
     assert "GPU runtime: no NVIDIA support" in result.stdout
     assert "CA bundle: /etc/ssl/certs/ca-certificates.crt" in result.stdout

@@ -1,6 +1,8 @@
 """Sessions against the real daemon: one container, one kernel, driven cell by cell."""
 from __future__ import annotations
 
+import os
+
 import pytest
 
 from jupyter_mlbox.core.build import build_image, plan_image
@@ -152,6 +154,8 @@ def tcp_docker_host():
             except OSError:
                 pass
 
+    host = os.environ.get("DOCKER_HOST", "")  # Podman's, when MLBOX_TEST_ENGINE=podman
+    suite_socket = host[len("unix://"):] if host.startswith("unix://") else "/var/run/docker.sock"
     port = free_port()
     server = socket.create_server(("127.0.0.1", port))
     stop = threading.Event()
@@ -164,7 +168,7 @@ def tcp_docker_host():
             except OSError:
                 continue
             daemon = socket.socket(socket.AF_UNIX)
-            daemon.connect("/var/run/docker.sock")
+            daemon.connect(suite_socket)
             for a, b in ((client, daemon), (daemon, client)):
                 threading.Thread(target=pipe, args=(a, b), daemon=True).start()
 

@@ -125,11 +125,24 @@ def test_venv_pruning_leaves_out_test_suites_nothing_imports(tmp_path):
     write(site / "needs" / "__init__.py", "from .tests.helpers import fixture_data\n")
     write(site / "needs" / "tests" / "helpers.py", "fixture_data = 1\n")
     write(site / "data" / "tests" / "sample.csv", "a,b\n")  # no Python: not a test suite
+    # SciPy's way: one private module imports one sub-package's tests; the others still go
+    write(site / "sci" / "special" / "_pre" / "data.py",
+          "from sci.special.tests.test_x import reference\n")
+    write(site / "sci" / "special" / "tests" / "test_x.py", "reference = 1\n")
+    write(site / "sci" / "linalg" / "tests" / "test_y.py", "y = 2\n" * 500)
+    write(site / "rel" / "a" / "b.py", "from ..tests import shared\nfrom . import tests\n")
+    write(site / "rel" / "tests" / "shared.py")
+    write(site / "rel" / "a" / "tests" / "__init__.py")
+    write(site / "rel" / "c" / "tests" / "test_z.py")
     write(site / "numlike-1.0.dist-info" / "tests" / "x.py")
 
     removed, freed = prune(str(tmp_path / "venv"))
 
-    assert sorted(removed) == ["numlike/core/tests", "numlike/tests"]
+    assert sorted(removed) == ["numlike/core/tests", "numlike/tests", "rel/c/tests",
+                               "sci/linalg/tests"]
+    assert (site / "sci" / "special" / "tests" / "test_x.py").exists()
+    assert (site / "rel" / "tests" / "shared.py").exists()
+    assert (site / "rel" / "a" / "tests" / "__init__.py").exists()
     assert freed >= 6000
     assert (site / "numlike" / "testing" / "__init__.py").exists()  # public API stays
     assert (site / "needs" / "tests" / "helpers.py").exists()  # its own code imports it
