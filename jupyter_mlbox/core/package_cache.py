@@ -79,14 +79,15 @@ def _image(engine: Engine, tag: str, dockerfile: str, files, what: str,
 
 
 def nearest_venv(engine: Engine, recipe: VenvRecipe) -> tuple[str, int]:
-    """The image to install on: the venv image on the same stage with the most of
-    ``recipe``'s requirements (and room for a layer), else the stage image; and how many."""
+    """The image to install on: the venv image of the same lineage (stage, pruning) with the
+    most of ``recipe``'s requirements (and room for a layer), else the stage image; and how
+    many."""
     wanted = set(recipe.requirements)
     best, shared = recipe.stage_tag, 0
     for attrs in engine.list_images(f"{BUILD_STEP_LABEL}={VENV_STEP}"):
         labels = (attrs.get("Config") or {}).get("Labels") or {}
         tags = [t for t in attrs.get("RepoTags") or [] if t != "<none>:<none>"]
-        if labels.get(STAGE_LABEL) != recipe.stage_tag or not tags:
+        if labels.get(STAGE_LABEL) != recipe.lineage or not tags:
             continue
         if len((attrs.get("RootFS") or {}).get("Layers") or []) > MAX_LAYERS:
             continue
@@ -136,7 +137,7 @@ def _venv_image(engine: Engine, recipe: VenvRecipe, *, refresh: bool,
         # someone runs from the image would look like an orphan of this process
         engine.commit(container, recipe.tag, {
             **{key: "" for key in owner_labels()}, BUILD_STEP_LABEL: VENV_STEP,
-            STAGE_LABEL: recipe.stage_tag, VENV_REQUIREMENTS_LABEL: ",".join(recipe.requirements)})
+            STAGE_LABEL: recipe.lineage, VENV_REQUIREMENTS_LABEL: ",".join(recipe.requirements)})
     except UserCancelledError:
         raise UserCancelledError("build cancelled; its install container was removed") from None
     finally:

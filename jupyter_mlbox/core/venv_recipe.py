@@ -32,7 +32,9 @@ BUILD_DIR = "/mlbox-build"
 #: The build-step label's values on the stage and venv images (tools images: "builder").
 STAGE_STEP = "stage"
 VENV_STEP = "venv"
-#: On venv images: the stage image they grew from, and the requirements they were made for.
+#: On venv images: what a venv may grow from (the stage image it grew from, and whether the test
+#: suites were left out: a venv without them cannot grow into one with them), and the
+#: requirements it was made for.
 STAGE_LABEL = "io.jupyter-mlbox.stage"
 VENV_REQUIREMENTS_LABEL = "io.jupyter-mlbox.venv-requirements"
 #: A file in the build volume that asks uv to check the index again (``--rebuild``).
@@ -50,6 +52,8 @@ class VenvRecipe:
     stage_dockerfile: str
     stage_files: Mapping[str, bytes]
     stage_tag: str
+    #: Venv images with the same lineage may grow into one another (STAGE_LABEL's value)
+    lineage: str
     #: /mlbox-build's content for the install container (``install.sh`` among them)
     files: Mapping[str, bytes]
     requirements: tuple[str, ...]
@@ -129,4 +133,5 @@ def venv_recipe(spec: ImageSpec, context: BuildContext) -> VenvRecipe:
     final = BuildContext(final_dockerfile, final_files, context.labels, context.tag,
                          context.step_label)
     return VenvRecipe(tools_dockerfile, tools_files, tools_tag, stage_dockerfile, stage_files,
-                      stage_tag, build_files, tuple(spec.requirements), tag, final)
+                      stage_tag, f"{stage_tag} tests={'kept' if spec.keep_tests else 'pruned'}",
+                      build_files, tuple(spec.requirements), tag, final)

@@ -186,3 +186,22 @@ def test_the_image_carries_no_owner_of_the_install_container(engine):
     labels = engine.image_attrs(built.tag)["Config"]["Labels"]
     assert not labels.get(OWNER_PID_LABEL) and not labels.get(OWNER_HOST_LABEL), labels
     assert not owner_gone(labels)
+
+
+def test_a_venv_with_the_test_suites_never_grows_from_one_without(engine):
+    """--keep-tests after a pruned build of the same requirements: growing from the pruned
+    venv would keep its packages as they are, test suites gone (uv sees them installed)."""
+    from dataclasses import replace
+
+    from jupyter_mlbox.core.options import BuildOptions
+
+    pruned = plan(["import six"], "cache-first.ipynb")
+    kept = plan_image(["import six"], notebook_name="cache-first.ipynb", search_dir=None,
+                      pip=host_pip_settings(), options=replace(BuildOptions(), keep_tests=True))
+    forget(engine, kept)
+    build_image(engine, pruned)
+    build_image(engine, kept)
+    probe = ("import os, traitlets; "
+             "print(os.path.isdir(os.path.dirname(traitlets.__file__) + '/tests'))")
+    assert run_in(pruned.tag, probe).strip() == "False"
+    assert run_in(kept.tag, probe).strip() == "True"
