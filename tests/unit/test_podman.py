@@ -9,8 +9,9 @@ import pytest
 
 from jupyter_mlbox.core import doctor
 from jupyter_mlbox.core.container_runner import oom_kills
-from jupyter_mlbox.core.docker_engine import (_STEP, build_extra_hosts, engine_name_of,
-                                              familiar_tag, gpu_cdi_devices)
+from jupyter_mlbox.core.docker_engine import _STEP
+from jupyter_mlbox.core.podman import (build_extra_hosts, engine_name_of, familiar_tag,
+                                       gpu_cdi_devices)
 from jupyter_mlbox.core.options import GpuRequest, RunOptions
 from jupyter_mlbox.core.run import run_notebook
 from jupyter_mlbox.errors import KernelDiedError
@@ -108,7 +109,7 @@ def test_doctor_names_the_engine_it_talks_to(monkeypatch, engine, named):
 
 
 def test_loopback_registries_are_told_apart():
-    from jupyter_mlbox.core.docker_engine import loopback_registry
+    from jupyter_mlbox.core.podman import loopback_registry
 
     assert loopback_registry("127.0.0.1:5000/mlbox/x:1")
     assert loopback_registry("localhost:5000/x")
