@@ -6,7 +6,8 @@
 3. Round trip of a trivial notebook (fresh container, copy in, nbclient inside, copy out) vs
    executing it locally with nbclient.
 
-Cold builds use ``nocache`` so neither side profits from the other's layers. Prints ratios.
+Cold builds use ``nocache`` so neither side profits from the other's layers, and the package
+cache (volume, venv images) is emptied first (make_cache_cold). Prints ratios.
 Usage: .venv/bin/python bench/bench_images.py [--repeat N]
 """
 from __future__ import annotations
@@ -48,6 +49,19 @@ def naive_context(requirements: list[str], base: str, ca: bytes | None) -> bytes
     return buffer.getvalue()
 
 
+def make_cache_cold(engine) -> None:
+    """No package cache volume, no tools, stage or venv image: the next build starts from the
+    base image alone, as on a fresh daemon."""
+    from jupyter_mlbox.core.dockerfile import BUILD_STEP_LABEL
+    from jupyter_mlbox.core.package_cache import CACHE_VOLUME
+
+    for attrs in engine.list_images(BUILD_STEP_LABEL):
+        if (attrs.get("Config") or {}).get("Labels", {}).get(BUILD_STEP_LABEL):
+            for tag in attrs.get("RepoTags") or []:
+                engine.remove_image(tag, force=True)
+    engine.remove_volume(CACHE_VOLUME)
+
+
 def largest(tag: str, count: int = 12) -> list[tuple[str, float]]:
     """The biggest entries of the image's site-packages, and the base system, in MB."""
     import subprocess
@@ -75,6 +89,7 @@ def main() -> None:
     requirements = list(plan.spec.requirements)
     print(f"base {default_base_image()}; requirements: {' '.join(requirements)}")
 
+    make_cache_cold(engine)
     started = time.monotonic()
     ours = build_image(engine, plan, rebuild=True)
     ours_seconds = time.monotonic() - started

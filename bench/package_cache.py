@@ -16,10 +16,10 @@ from __future__ import annotations
 
 import time
 
-from bench_images import CELLS, naive_context
+from bench_images import CELLS, make_cache_cold, naive_context
 
 from jupyter_mlbox.core.build import build_image, plan_image
-from jupyter_mlbox.core.dockerfile import BUILD_STEP_LABEL, default_base_image
+from jupyter_mlbox.core.dockerfile import default_base_image
 from jupyter_mlbox.core.engine import connect
 from jupyter_mlbox.core.package_cache import CACHE_VOLUME
 from jupyter_mlbox.core.pip_settings import host_pip_settings
@@ -46,11 +46,7 @@ def main() -> None:
     a, b = set(cold.spec.requirements), set(warm.spec.requirements)
     print(f"A: {len(a)} pins; B: {len(b)} pins, {len(a & b) / len(b):.0%} of them in A")
 
-    for attrs in engine.list_images(BUILD_STEP_LABEL):  # cold: no tools, stage or venv image
-        if (attrs.get("Config") or {}).get("Labels", {}).get(BUILD_STEP_LABEL):
-            for tag in attrs.get("RepoTags") or []:
-                engine.remove_image(tag, force=True)
-    engine.remove_volume(CACHE_VOLUME)
+    make_cache_cold(engine)
     for tag in (cold.tag, warm.tag):
         if engine.image_exists(tag):
             engine.remove_image(tag, force=True)

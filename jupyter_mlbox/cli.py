@@ -48,7 +48,8 @@ def build_parser() -> argparse.ArgumentParser:
                                     "(warnings on stderr)")
     requirements.add_argument("--explain", action="store_true", help="say after each line "
                               "where it comes from: index, local build (of an editable or "
-                              "local install), vcs, explicit (--pip), file")
+                              "local install), vcs, explicit (--pip), file; first, as "
+                              "comments, the declared file, Python and lock it uses")
     notebook_command("dockerfile", "print the Dockerfile that would be built")
     notebook_command("lock", "resolve the notebook's whole dependency closure, pinned to this "
                      "kernel's versions with hashes, into <notebook>.mlbox.lock (builds then "
@@ -122,11 +123,16 @@ def _done(progress, result) -> int:
 
 
 def cmd_requirements(args, progress) -> int:
-    inference = _plan(args).inference
+    plan = _plan(args)
+    inference = plan.inference
     if not getattr(args, "explain", False):
         sys.stdout.write(inference.requirements_txt())
         return EXIT_OK
     from .core.provenance import requirement_from
+
+    for line in plan.report().lines():  # the declared environment, Python and lock it used
+        if line.key in {"environment", "python", "lock"}:
+            print(f"# {line.label}: {line.text}")
 
     for req in inference.requirements:  # still a requirements file: the reason is a comment
         print(f"{req.requirement}  # {requirement_from(req.origin, req.where, req.imports)}")

@@ -27,6 +27,8 @@ from .report import PlanReport, import_sources, plan_report
 from .project import (collect_files, local_code, project_for, project_root,
                       referenced_paths, sys_path_dirs)
 from .lock import locked, python_of
+from .declared import (Declared, base_image_for, discover, inference_input, lock_for,
+                       locked_names, settle_file_requirements)
 from .package_cache import cached_build_context
 from .build_lock import build_lock
 from .trace import trace_notebook
@@ -56,6 +58,10 @@ class ImagePlan:
     #: Top-level modules the notebook's own cells import ("import") or only ``%load_ext``
     #: ("magic"), so the report can tell a local module's imports apart; None: not known.
     imported: dict[str, str] | None = None
+    #: The project's declared environment (declared.py), when planned from a notebook file,
+    #: and the file the lock came from (``x.mlbox.lock``, ``uv.lock``; None: no lock).
+    declared: Declared | None = None
+    lock_file: str | None = None
 
     @property
     def tag(self) -> str:
@@ -124,11 +130,12 @@ def plan_image(sources: Iterable[str], *, notebook_name: str, search_dir: Path |
                entry_notebook: str | None = None,
                inference: InferenceResult | None = None,
                traced: Iterable[str] = (), lock_beside: Path | None = None,
-               source_id: str = "") -> ImagePlan:
+               source_id: str = "", declared: Declared | None = None) -> ImagePlan:
     """Infer requirements for ``sources`` (unless ``inference`` is given) and render the build.
 
     ``lock_beside`` is the notebook whose ``.mlbox.lock`` the build installs when there is one
-    (``options.relock`` makes it anew). Pure but for that: no Docker.
+    (``options.relock`` makes it anew); else a ``declared`` uv.lock is installed. ``declared``'s
+    Python picks the base image unless --base does. Pure but for those: no Docker.
     """
     sources = list(sources)
     if inference is None:
@@ -137,11 +144,10 @@ def plan_image(sources: Iterable[str], *, notebook_name: str, search_dir: Path |
                                        extra=options.pip, exclude=options.exclude)
     pip = host_pip_settings() if pip is None else pip
     requirements = [r.requirement for r in inference.requirements]
-    requirements += runtime_requirements(
-        inference.names(), python_of(options.base_image or default_base_image()))
+    base_image = options.base_image or base_image_for(declared) or default_base_image()
+    requirements += runtime_requirements(inference.names(), python_of(base_image))
     system = plan_system_packages(sources, search_dir=search_dir, explicit=options.apt,
                                   exclude=options.exclude_apt, requirements=requirements)
-    base_image = options.base_image or default_base_image()
     lock = None if lock_beside is None else locked(
         lock_beside, requirements, python_version=python_of(base_image), pip=pip,
         relock=options.relock)
@@ -149,12 +155,16 @@ def plan_image(sources: Iterable[str], *, notebook_name: str, search_dir: Path |
                      base_image=base_image, pip=pip,
                      embedded_files=dict(embedded_files or {}), entry_notebook=entry_notebook,
                      source_id=source_id, keep_tests=options.keep_tests, apt=system.names(),
-                     lock_text=lock.text if lock else None,
+                     lock_text=lock.text if lock else lock_for(
+                         declared, requirements, python_version=python_of(base_image), pip=pip),
                      local_wheels=inference.local_wheels,
                      apt_excluded=tuple(sorted(set(options.exclude_apt))))
+    lock_file = lock.path.name if lock else (
+        declared.file.name if spec.lock_text is not None and declared else None)
     return ImagePlan(inference, spec, render_build_context(spec),
                      list(inference.warnings) + system.warnings,
-                     system_packages=list(system.packages))
+                     system_packages=list(system.packages), declared=declared,
+                     lock_file=lock_file)
 
 
 def local_files_for(notebook_dir: Path, sources: Iterable[str],
@@ -196,10 +206,22 @@ def plan_notebook(path: str | Path, options: BuildOptions = BuildOptions(), *,
     module_dirs = sys_path_dirs(sources, path.parent)
     own_code = local_code(sources, [path.parent.resolve(), *module_dirs])
     code = sources + list(own_code.values())  # the cells, %run scripts, local modules
+    root = project_root(path.parent.resolve(), options.context)
+    declared = discover(path.parent, root, requirements=options.requirements_file is None,
+                        python=options.base_image is None, exclude=options.exclude)
+    requirements_file, declared_lines = inference_input(declared, root)
     inference = infer_requirements(code, search_dir=path.parent, traced=traced,
                                    module_dirs=module_dirs,
-                                   requirements_file=options.requirements_file,
+                                   requirements_file=options.requirements_file
+                                   or requirements_file, declared=declared_lines,
                                    extra=options.pip, exclude=options.exclude)
+    file_used = options.requirements_file or requirements_file or (
+        path.parent / "requirements.txt" if (path.parent / "requirements.txt").is_file()
+        else None)
+    inference.warnings[:0] = list(declared.warnings) + (settle_file_requirements(
+        inference, code, declared_lines[0] if declared_lines else Path(file_used).name,
+        search_dirs=[path.parent, *module_dirs], locked=locked_names(declared),
+        exclude=options.exclude) if file_used or declared_lines else [])
     project = project_for(path, code, [*inference.local_modules, *own_code],
                           options.context, read_files=trace.files if trace else ())
     in_project = f"{project.notebook_dir}/{path.name}".lstrip("/")
@@ -208,7 +230,8 @@ def plan_notebook(path: str | Path, options: BuildOptions = BuildOptions(), *,
                       options=options, pip=pip, embedded_files=embedded,
                       entry_notebook=in_project if self_contained else None,
                       inference=inference, lock_beside=path,
-                      source_id=source_id(path) if self_contained else "")
+                      source_id=source_id(path) if self_contained else "",
+                      declared=declared)
     plan.local_files = project.files
     plan.notebook_dir = project.notebook_dir
     plan.imported = import_sources(sources)

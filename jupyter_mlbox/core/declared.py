@@ -17,6 +17,8 @@ Pure but for ``uv export --frozen`` of a uv.lock (a local command; no network).
 """
 from __future__ import annotations
 
+import hashlib
+import os
 import re
 import subprocess
 import sys
@@ -138,8 +140,8 @@ def read_environment_yml(path: Path) -> tuple[list[str], list[str], str | None]:
             continue
         indent = len(line) - len(line.lstrip())
         text = line.strip()
-        if indent == 0:
-            section, pip_indent = text.rstrip(":").strip(), None
+        if indent == 0 and not text.startswith("-"):  # a key; its list may sit at indent 0
+            section, pip_indent = text.split(":", 1)[0].strip(), None
             continue
         if section != "dependencies" or not text.startswith("-"):
             continue
@@ -171,12 +173,13 @@ def conda_to_pip(item: str) -> str:
     return spec
 
 
-def environment_requirements(path: Path) -> list[str]:
+def environment_requirements(path: Path, exclude: Iterable[str] = ()) -> list[str]:
     """The pip requirements of an environment.yml: its ``pip:`` section, and each conda
     dependency that this kernel has installed under the same name (so an index serves it);
     any other conda dependency stops with an error that names it and the fix."""
     conda, pip, _ = read_environment_yml(path)
     requirements, conda_only = list(pip), []
+    excluded = {canonicalize_name(n) for n in exclude}
     for item in conda:
         spec = conda_to_pip(item)
         try:
@@ -184,18 +187,21 @@ def environment_requirements(path: Path) -> list[str]:
         except InvalidRequirement:
             conda_only.append(item)
             continue
+        if canonicalize_name(name) in excluded:
+            continue
         if installed_version(name) is None:
             conda_only.append(item)
         else:
             requirements.append(spec)
     if conda_only:
-        listed = ", ".join(conda_only)
+        one = len(conda_only) == 1
+        first = re.split(r"[=<>!~\s]", conda_only[0].split("::")[-1], maxsplit=1)[0]
         raise DeclaredError(
-            f"{path}: {listed} {'is a conda package' if len(conda_only) == 1 else 'are conda packages'}"
+            f"{path}: {', '.join(conda_only)} "
+            f"{'is a conda package' if one else 'are conda packages'}"
             f" this kernel does not have from an index, and conda channels are not reachable "
-            f"by this tool's builds: add {'it' if len(conda_only) == 1 else 'them'} under "
-            f"`pip:` with the PyPI name, or --exclude {conda_only[0].split('::')[-1].split('=')[0]}"
-            f" (or pass -r FILE)")
+            f"by this tool's builds: add {'it' if one else 'them'} under `pip:` with the PyPI "
+            f"name, or --exclude {first} (or pass -r FILE)")
     return requirements
 
 
@@ -276,7 +282,7 @@ def merged_lock(lock_text: str, more_text: str) -> str:
 # discovery
 # ---------------------------------------------------------------------------------------------
 
-def _requirements_in(folder: Path) -> Declared | None:
+def _requirements_in(folder: Path, exclude: Iterable[str] = ()) -> Declared | None:
     """The declaration of one folder, by REQUIREMENT_FILES order; None when it has none."""
     requirements_txt = folder / "requirements.txt"
     if requirements_txt.is_file():
@@ -295,18 +301,21 @@ def _requirements_in(folder: Path) -> Declared | None:
     for name in ("environment.yml", "environment.yaml"):
         if (folder / name).is_file():
             return Declared(folder / name, "environment.yml",
-                            tuple(environment_requirements(folder / name)))
+                            tuple(environment_requirements(folder / name, exclude)))
     return None
 
 
-def _python_in(folder: Path) -> tuple[str, Path] | None:
+def _python_in(folder: Path, notes: list[str]) -> tuple[str, Path] | None:
+    """The Python version one folder declares; a file that names none (pyenv's ``system``,
+    a virtualenv's name) is noted in ``notes`` and skipped."""
     for name in (".python-version", "runtime.txt"):
         path = folder / name
         if path.is_file():
             version = python_version_of(_first_line(path))
             if version is None:
-                raise DeclaredError(f"{path}: {_first_line(path)!r} names no Python version "
-                                    f"(write e.g. 3.11), or pass --base IMAGE")
+                notes.append(f"{path}: {_first_line(path)!r} names no Python version, so it "
+                             f"does not choose the image's (write e.g. 3.11, or pass --base)")
+                continue
             return version, path
     for name in ("environment.yml", "environment.yaml"):
         if (folder / name).is_file():
@@ -317,21 +326,29 @@ def _python_in(folder: Path) -> tuple[str, Path] | None:
 
 
 def discover(notebook_dir: Path, root: Path, *, requirements: bool = True,
-             python: bool = True) -> Declared:
+             python: bool = True, exclude: Iterable[str] = ()) -> Declared:
     """The declared environment for a notebook in ``notebook_dir`` of the project at ``root``;
     ``requirements`` / ``python`` False skip what an explicit flag (-r, --base) decides."""
     found: Declared | None = None
     version: tuple[str, Path] | None = None
+    notes: list[str] = []
     for folder in search_folders(notebook_dir, root):
         if requirements and found is None:
-            found = _requirements_in(folder)
+            found = _requirements_in(folder, exclude)
         if python and version is None:
-            version = _python_in(folder)
+            version = _python_in(folder, notes)
     found = found or Declared()
+    warnings = found.warnings + tuple(notes)
     if version is None:
-        return found
+        return Declared(found.file, found.kind, found.requirements, found.lock_text,
+                        warnings=warnings)
+    kernel = f"{sys.version_info.major}.{sys.version_info.minor}"
+    if version[0] != kernel:
+        warnings += (f"the image runs Python {version[0]} ({version[1].name}), this kernel "
+                     f"{kernel}: values passed between them by pickle may not load; --base "
+                     f"python:{kernel}-slim matches the kernel",)
     return Declared(found.file, found.kind, found.requirements, found.lock_text, version[0],
-                    version[1], found.warnings)
+                    version[1], warnings)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -369,3 +386,130 @@ def unprovided_imports(sources: Iterable[str], requirements: Iterable[str], *,
             if not candidates & provided:
                 missing.add(top)
     return sorted(missing)
+
+
+def settle_file_requirements(inference, sources: Iterable[str], label: str, *,
+                             search_dirs: Iterable[Path] = (), locked: Iterable[str] = (),
+                             exclude: Iterable[str] = ()) -> list[str]:
+    """After a file replaced inference (``inference``, changed in place): a requirement that
+    names one of the kernel's local or VCS installs becomes its local build (never the index's
+    package of that name); an import no requirement provides that such an install does is
+    added as one; the warnings for the imports still unprovided are returned."""
+    from .distributions import distribution_for
+    from .inference import PinnedRequirement
+    from .local_wheels import direct_pin
+
+    def pinned(direct, imports=()):
+        if direct.wheel is not None:
+            inference.local_wheels[direct.wheel.relative] = direct.wheel.data
+        return PinnedRequirement(direct.requirement, direct.origin, imports, where=direct.where)
+
+    settled = []
+    for req in inference.requirements:
+        direct = direct_pin(req.name) if req.origin == "file" else None
+        settled.append(req if direct is None else pinned(direct, req.imports))
+    excluded = {canonicalize_name(n) for n in exclude}
+    missing = unprovided_imports(sources, [r.requirement for r in settled] + list(locked),
+                                 search_dirs=search_dirs)
+    installed, still = _packages_distributions(), []
+    for top in missing:
+        dist = distribution_for(top, installed[top]) if installed.get(top) else None
+        direct = None if dist is None or canonicalize_name(dist) in excluded \
+            else direct_pin(dist)
+        if direct is None:
+            still.append(top)
+        else:
+            settled.append(pinned(direct, (top,)))
+    inference.requirements = sorted(settled, key=lambda r: r.name)
+    return unprovided_warnings(still, label)
+
+
+def unprovided_warnings(missing: list[str], label: str) -> list[str]:
+    """The warning for imports that ``label``'s requirements do not provide (a file replaces
+    inference, so they would fail in the container)."""
+    if not missing:
+        return []
+    return [f"{', '.join(missing)}: imported by the notebook but provided by no requirement of "
+            f"{label} (a declared file replaces inference); add "
+            f"{'it' if len(missing) == 1 else 'them'} there, or --pip NAME"]
+
+
+# ---------------------------------------------------------------------------------------------
+# into the plan
+# ---------------------------------------------------------------------------------------------
+
+def base_image_for(declared: Declared | None) -> str | None:
+    """``python:X.Y-slim`` for a declared Python version, else None (the default decides)."""
+    return f"python:{declared.python}-slim" if declared and declared.python else None
+
+
+def inference_input(declared: Declared | None, root: Path | None = None
+                    ) -> tuple[Path | None, tuple[str, tuple[str, ...]] | None]:
+    """``(requirements_file, (label, lines))`` for infer_requirements: a requirements.txt is
+    read as a requirements file; the others give their lines."""
+    if declared is None or declared.file is None:
+        return None, None
+    if declared.kind == "requirements.txt":
+        return declared.file, None
+    def where(path: Path) -> str:
+        if root is not None and root.resolve() in path.resolve().parents:
+            return path.resolve().relative_to(root.resolve()).as_posix()
+        return path.name
+
+    if declared.kind == "uv.lock":
+        label = (f"{where(declared.file.with_name('pyproject.toml'))} [project] dependencies, "
+                 f"locked by {where(declared.file)}")
+    else:
+        label = declared.label().replace(declared.file.name, where(declared.file), 1)
+    return None, (label, declared.requirements)
+
+
+def lock_for(declared: Declared | None, requirements: list[str], *, python_version: str,
+             pip) -> str | None:
+    """The lock text a build installs from a declared uv.lock: its export, and — resolved by
+    uv with the locked versions as constraints — whatever else the image needs that it lacks
+    (the kernel stack that runs the notebook, --pip). None without a uv.lock."""
+    if declared is None or declared.lock_text is None:
+        return None
+    from .lock import compile_lock, kernel_constraints
+
+    pins = locked_pins(declared.lock_text)
+    missing = []
+    for text in requirements:
+        try:
+            name = canonicalize_name(Requirement(text).name)
+        except InvalidRequirement:
+            continue
+        if name not in pins:
+            missing.append(text)
+    if not missing:
+        return declared.lock_text
+    constraints = {c.split("==")[0]: c for c in kernel_constraints()}
+    constraints.update(pins)
+    key = hashlib.sha256("\n".join([declared.lock_text, *missing, python_version,
+                                    *sorted(constraints.values())]).encode()).hexdigest()
+    cached = _cache_dir() / f"{key}.txt"
+    if cached.is_file():
+        more = cached.read_text(encoding="utf-8")
+    else:
+        more = compile_lock(missing, notebook_name=declared.file.name,
+                            python_version=python_version, pip=pip,
+                            constraints=sorted(constraints.values()))
+        cached.parent.mkdir(parents=True, exist_ok=True)
+        scratch = cached.with_suffix(f".{os.getpid()}.tmp")
+        scratch.write_text(more, encoding="utf-8")
+        os.replace(scratch, cached)
+    return merged_lock(declared.lock_text, more)
+
+
+def _cache_dir() -> Path:
+    from .local_wheels import cache_dir
+
+    return cache_dir().parent / "declared-locks"
+
+
+def locked_names(declared: Declared | None) -> list[str]:
+    """The names a declared uv.lock pins (they provide imports too)."""
+    if declared is None or declared.lock_text is None:
+        return []
+    return list(locked_pins(declared.lock_text))

@@ -238,7 +238,8 @@ def read_requirements_file(path: Path) -> tuple[list[str], list[str]]:
 def infer_requirements(sources: Iterable[str], *, search_dir: Path | None = None,
                        module_dirs: Iterable[Path] = (), traced: Iterable[str] = (),
                        requirements_file: Path | None = None,
-                       extra: Iterable[str] = (), exclude: Iterable[str] = ()
+                       extra: Iterable[str] = (), exclude: Iterable[str] = (),
+                       declared: tuple[str, Iterable[str]] | None = None
                        ) -> InferenceResult:
     """Pinned requirements for code cells ``sources``.
 
@@ -248,6 +249,8 @@ def infer_requirements(sources: Iterable[str], *, search_dir: Path | None = None
     "traced"), never as guesses. ``requirements_file`` (or a requirements.txt
     in ``search_dir``) replaces inference;
     ``extra`` (``--pip``) adds to it and ``exclude`` removes names from it.
+    ``declared`` — ``(file label, requirement lines)`` of the project's declared environment
+    (declared.py) — replaces inference the same way when no requirements file is given.
     """
     result = InferenceResult()
     excluded = {canonicalize_name(n) for n in exclude} | ALWAYS_EXCLUDED
@@ -294,7 +297,12 @@ def infer_requirements(sources: Iterable[str], *, search_dir: Path | None = None
             and (search_dir / "requirements.txt").is_file():
         requirements_file = search_dir / "requirements.txt"
 
-    if requirements_file is not None:
+    if requirements_file is None and declared is not None:
+        label, lines = declared
+        result.warnings.append(f"using {label} instead of inferring from imports")
+        for line in lines:
+            add(line, "file", where=label)
+    elif requirements_file is not None:
         if not Path(requirements_file).is_file():
             raise RequirementError(f"{requirements_file}: no such requirements file")
         lines, warnings = read_requirements_file(Path(requirements_file))

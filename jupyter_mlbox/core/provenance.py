@@ -181,7 +181,7 @@ def requirement_from(origin: str, where: str = "", imports: tuple[str, ...] = ()
     if origin == "explicit":
         return "explicit (--pip)"
     if origin == "file":
-        return "file (requirements file)"
+        return f"file ({where or 'requirements file'})"
     if origin == "local":
         return f"{where}{because}"
     if origin == "vcs":

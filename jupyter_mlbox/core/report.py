@@ -117,6 +117,10 @@ class PlanReport:
     files: dict = field(default_factory=lambda: {"count": 0, "bytes": 0, "names": []})
     system_packages: list[dict] = field(default_factory=list)
     unverified: list[dict] = field(default_factory=list)
+    #: Where the requirements and the Python version come from (declared.py), when a file
+    #: declares them: {"requirements": label | None, "python": "3.10" | None, "python_file",
+    #: "base_image"}.
+    environment: dict | None = None
 
     def by_source(self) -> dict[str, list[dict]]:
         grouped: dict[str, list[dict]] = {}
@@ -153,6 +157,15 @@ class PlanReport:
                     name += " (guess)" if req["verified"] else " (unverified guess)"
                 names.append(name)
             lines.append(ReportLine(f"requirements-{source}", SOURCES[source], _listed(names)))
+        if self.environment and self.environment.get("requirements"):
+            lines.append(ReportLine("environment", "environment", f"declared by "
+                                    f"{self.environment['requirements']}, not inferred "
+                                    f"(precedence: --pip, -r, --base > .mlbox.lock > "
+                                    f"declared files > inference)"))
+        if self.environment and self.environment.get("python"):
+            lines.append(ReportLine("python", "python", f"{self.environment['python']} from "
+                                    f"{self.environment['python_file']} → "
+                                    f"{self.environment['base_image']}"))
         if not self.requirements:
             lines.append(ReportLine("requirements-none", "requirements",
                                     "none beyond the standard library"))
@@ -188,7 +201,7 @@ class PlanReport:
                 "requirements": list(self.requirements), "runtime": self.runtime,
                 "lock": self.lock, "files": dict(self.files),
                 "system_packages": list(self.system_packages),
-                "unverified": list(self.unverified)}
+                "unverified": list(self.unverified), "environment": self.environment}
 
 
 def plan_report(plan: "ImagePlan") -> PlanReport:
@@ -199,7 +212,7 @@ def plan_report(plan: "ImagePlan") -> PlanReport:
                     for r in plan.inference.requirements]
     lock = None
     if plan.spec.lock_text is not None:
-        name = lock_path(Path(plan.spec.notebook_name)).name
+        name = getattr(plan, "lock_file", None) or lock_path(Path(plan.spec.notebook_name)).name
         lock = {"file": name, "distributions": len(Lock(Path(name), plan.spec.lock_text).names())}
     # largest first: a data folder shipped by accident shows at once
     names = sorted(plan.local_files, key=lambda name: (-len(plan.local_files[name]), name))
@@ -209,6 +222,14 @@ def plan_report(plan: "ImagePlan") -> PlanReport:
               for p in plan.system_packages]
     unverified = [{"requirement": r["requirement"], "name": r["name"], "imports": r["imports"]}
                   for r in requirements if r["origin"] == "guess" and r["verified"] is False]
+    declared = getattr(plan, "declared", None)
+    environment = None
+    if declared is not None and (declared.file is not None or declared.python):
+        label = next((r["where"] for r in requirements if r["origin"] == "file" and r["where"]),
+                     declared.label() if declared.file else None)
+        environment = {"requirements": label, "python": declared.python,
+                       "python_file": declared.python_file.name if declared.python_file
+                       else None, "base_image": plan.spec.base_image}
     return PlanReport(plan.spec.notebook_name, requirements,
                       len(plan.spec.requirements) - len(requirements), lock, files, system,
-                      unverified)
+                      unverified, environment)
