@@ -266,8 +266,10 @@ def direct_pin(dist_name: str) -> DirectPin | None:
         wheel = local_wheel(dist_name, provenance)
         return DirectPin(wheel.requirement, "local",
                          f"local build of {provenance.describe()}", wheel)
-    if provenance.kind == VCS and (provenance.url or "").startswith("file:"):
-        wheel = _local_vcs_wheel(dist_name, provenance)  # the image cannot reach a host repo
+    if provenance.kind == VCS and provenance.vcs == "git" and provenance.commit:
+        # built here at its commit: the image needs neither git nor a way to the repository
+        # (a host path, a private server only this host's credentials reach)
+        wheel = _git_wheel(dist_name, provenance)
         return DirectPin(wheel.requirement, "local",
                          f"local build of {provenance.describe()}", wheel)
     if provenance.kind == VCS:
@@ -278,27 +280,48 @@ def direct_pin(dist_name: str) -> DirectPin | None:
     return None
 
 
-def _local_vcs_wheel(name: str, provenance: Provenance) -> LocalWheel:
-    """A git install from a repository on this host: its installed commit, checked out into a
-    scratch folder, built like a local folder."""
+def _git_wheel(name: str, provenance: Provenance, *, timeout: float = 300) -> LocalWheel:
+    """A git install (a repository on this host or a server): its installed commit, fetched
+    into a scratch folder and built like a local folder. A commit built before comes from the
+    cache without asking the server (a commit does not change)."""
     from dataclasses import replace
 
     from .provenance import DIRECTORY, file_url_path
 
-    repo = file_url_path(provenance.url or "")
-    if repo is None or not repo.exists() or provenance.vcs != "git":
-        raise _missing_source(canonicalize_name(name), replace(provenance, path=repo))
+    name = canonicalize_name(name)
+    url = provenance.url or ""
+    pinned = cache_dir() / "commits" / hashlib.sha256(
+        f"{name}\0{url}\0{provenance.commit}\0{provenance.subdirectory or ''}".encode()
+    ).hexdigest()[:32]
+    try:
+        relative = pinned.read_text(encoding="utf-8").strip()
+        return LocalWheel(name, relative, (cache_dir() / relative).read_bytes())
+    except OSError:
+        pass
+    source = url
+    if url.startswith("file:"):
+        repo = file_url_path(url)
+        if repo is None or not repo.exists():
+            raise _missing_source(name, replace(provenance, path=repo))
+        source = str(repo)
+    environment = {**os.environ, "GIT_TERMINAL_PROMPT": "0"}  # fail, never wait on a prompt
     with tempfile.TemporaryDirectory(prefix="mlbox-vcs-") as scratch:
         checkout = Path(scratch, "src")
-        for command in (["git", "clone", "--quiet", "--no-checkout", str(repo), str(checkout)],
+        for command in (["git", "clone", "--quiet", "--no-checkout", source, str(checkout)],
                         ["git", "-C", str(checkout), "checkout", "--quiet",
-                         provenance.commit or "HEAD"]):
-            done = subprocess.run(command, capture_output=True, text=True,
-                                  stdin=subprocess.DEVNULL)
+                         provenance.commit]):
+            try:
+                done = subprocess.run(command, capture_output=True, text=True, timeout=timeout,
+                                      stdin=subprocess.DEVNULL, env=environment)
+            except (OSError, subprocess.TimeoutExpired) as err:
+                done = subprocess.CompletedProcess(command, 1, "", str(err))
             if done.returncode != 0:
                 raise LocalPackageError(
-                    f"{name} is installed in this kernel from the git repository {repo} at "
-                    f"{provenance.commit}, which could not be checked out:\n"
-                    f"{done.stderr.strip()}\nReinstall it from where it is now, or "
-                    f"--exclude {canonicalize_name(name)}", log=done.stderr)
-        return local_wheel(name, replace(provenance, kind=DIRECTORY, path=checkout))
+                    f"{name} is installed in this kernel from git {url} at commit "
+                    f"{provenance.commit}; this host could not fetch that commit to build it "
+                    f"for the image:\n{done.stderr.strip()[-2000:]}\nCheck that `git clone "
+                    f"{source}` works here (the URL, your access to it), reinstall {name} from "
+                    f"where it is now, or leave it out (--exclude {name})", log=done.stderr)
+        wheel = local_wheel(name, replace(provenance, kind=DIRECTORY, path=checkout))
+    _write_atomically(pinned, wheel.relative.encode())
+    return wheel

@@ -9,7 +9,10 @@ fixture project's backend is in its tree, tests/local_packages.py), wheels are b
 from __future__ import annotations
 
 import importlib.metadata as metadata
+import os
 import subprocess
+import sys
+from dataclasses import replace
 
 import pytest
 
@@ -262,3 +265,68 @@ def test_the_plan_report_lists_local_builds_on_their_own_line(kernel):
     assert line.text == f"mlbox-edit-demo (editable {kernel['editable']})"
     assert report.as_dict()["requirements"][0]["where"] == \
         f"local build of editable {kernel['editable']}"
+
+
+def test_a_git_install_from_a_server_is_built_here_at_its_installed_commit(tmp_path,
+                                                                          monkeypatch):
+    """Installed from a real git server (git daemon on loopback, git://): the image gets a
+    wheel built on this host at the installed commit (it needs neither git nor a way to the
+    server); once built, the commit comes from the cache with the server gone; a commit this
+    host cannot fetch is one clear error naming the package, the URL and the fix."""
+    import signal
+    import socket
+    import time
+
+    from jupyter_mlbox.core.local_wheels import direct_pin
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    served = tmp_path / "served"
+    repo = write_project(served / "demo", "mlbox-served-demo", "0.2", "mlbox_served_demo",
+                         "MARKER = 'served'\n")
+    for command in (["init", "-q"], ["add", "."],
+                    ["-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "x"]):
+        subprocess.run(["git", *command], cwd=repo, check=True)
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    daemon = subprocess.Popen(["git", "daemon", "--reuseaddr", "--export-all",
+                               f"--base-path={served}", f"--port={port}",
+                               "--listen=127.0.0.1", str(served)],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                              start_new_session=True)
+    url = f"git://127.0.0.1:{port}/demo"
+    try:
+        for _ in range(50):
+            if subprocess.run(["git", "ls-remote", url], capture_output=True).returncode == 0:
+                break
+            time.sleep(0.1)
+        venv = tmp_path / "venv"
+        site = make_kernel_venv(venv, with_host_packages=False)
+        # uv knows no git:// URLs; pip does (and records the same PEP 610 vcs_info)
+        subprocess.run([sys.executable, "-m", "pip", "--python", str(venv / "bin" / "python"),
+                        "install", "--quiet", "--no-deps", "--no-index", f"git+{url}"],
+                       check=True, capture_output=True)
+        monkeypatch.syspath_prepend(str(site))
+        distributions._packages_distributions.cache_clear()
+        dist = next(d for d in metadata.distributions(path=[str(site)])
+                    if d.metadata["Name"] == "mlbox-served-demo")
+        commit = provenance_of_dist(dist).commit
+        monkeypatch.setattr("jupyter_mlbox.core.provenance.provenance_of",
+                            lambda name: provenance_of_dist(dist))
+        pin = direct_pin("mlbox-served-demo")
+        assert pin.origin == "local" and pin.wheel is not None
+        assert pin.requirement.endswith("mlbox_served_demo-0.2-py3-none-any.whl")
+        assert url in pin.where and commit[:12] in pin.where
+    finally:
+        os.killpg(daemon.pid, signal.SIGTERM)
+        daemon.wait(timeout=10)
+    # the server is gone: the built commit still plans, from the cache
+    assert direct_pin("mlbox-served-demo").requirement == pin.requirement
+    # a commit this host cannot fetch
+    gone = replace(provenance_of_dist(dist), commit="0" * 40)
+    monkeypatch.setattr("jupyter_mlbox.core.provenance.provenance_of", lambda name: gone)
+    with pytest.raises(LocalPackageError) as raised:
+        direct_pin("mlbox-served-demo")
+    message = str(raised.value)
+    assert "mlbox-served-demo" in message and url in message
+    assert "--exclude mlbox-served-demo" in message
