@@ -43,8 +43,10 @@ else
   [ "$nproc" = unlimited ] || [ "$nproc" -gt 32768 ] && nproc=32768
   as_root bash -c "printf '[containers]\ndefault_ulimits = [\"nofile=%s:%s\", \"nproc=%s:%s\"]\n' \
     $nofile $nofile $nproc $nproc >'$(dirname "$SOCKET")/containers.conf'"
-  # --time=0: never exit for being idle (the tests connect and disconnect for an hour)
-  as_root bash -c "CONTAINERS_CONF='$(dirname "$SOCKET")/containers.conf' \
+  # --time=0: never exit for being idle (the tests connect and disconnect for an hour). It runs
+  # in its own folder: conmon drops files (an empty "oom") in the service's working directory,
+  # which was the checkout.
+  as_root bash -c "cd '$(dirname "$SOCKET")' && CONTAINERS_CONF='$(dirname "$SOCKET")/containers.conf' \
     nohup podman system service --time=0 '$SOCKET_URL' >'$LOG' 2>&1 &"
   for _ in $(seq 1 60); do
     answers && break
