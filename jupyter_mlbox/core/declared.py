@@ -344,9 +344,14 @@ def discover(notebook_dir: Path, root: Path, *, requirements: bool = True,
                         warnings=warnings)
     kernel = f"{sys.version_info.major}.{sys.version_info.minor}"
     if version[0] != kernel:
-        warnings += (f"the image runs Python {version[0]} ({version[1].name}), this kernel "
-                     f"{kernel}: values passed between them by pickle may not load; --base "
-                     f"python:{kernel}-slim matches the kernel",)
+        # The kernel that runs the notebook decides: its packages are what the image pins (a
+        # binder-era runtime.txt's 3.7 cannot install this kernel's ipykernel), and pickles
+        # pass between the two. The declared version is one flag away.
+        warnings += (f"{version[1].name} names Python {version[0]}, this kernel runs {kernel}: "
+                     f"the image uses {kernel}, whose packages this kernel pins; --base "
+                     f"python:{version[0]}-slim uses {version[0]}",)
+        return Declared(found.file, found.kind, found.requirements, found.lock_text,
+                        warnings=warnings)
     return Declared(found.file, found.kind, found.requirements, found.lock_text, version[0],
                     version[1], warnings)
 

@@ -126,16 +126,16 @@ def test_environment_yml_pip_section_python_and_conda_packages(tmp_path):
     packaging_version = metadata.version("packaging")
     path = tmp_path / "environment.yml"
     path.write_text(f"name: demo\nchannels:\n  - conda-forge\ndependencies:\n"
-                    f"  - python=3.10\n  - pip\n  - conda-forge::packaging={packaging_version}\n"
+                    f"  - python={KERNEL}\n  - pip\n  - conda-forge::packaging={packaging_version}\n"
                     f"  - pip:\n      - attrs==23.1.0  # pinned\n      - 'six>=1.15'\n")
     conda, pip, python = read_environment_yml(path)
     assert (conda, pip, python) == ([f"conda-forge::packaging={packaging_version}"],
-                                    ["attrs==23.1.0", "six>=1.15"], "3.10")
+                                    ["attrs==23.1.0", "six>=1.15"], KERNEL)
     declared = discover(tmp_path, tmp_path)
     # a conda package this kernel has from an index is taken by its name; python= is the image's
     assert declared.requirements == ("attrs==23.1.0", "six>=1.15",
                                      f"packaging=={packaging_version}.*")
-    assert (declared.python, declared.python_file) == ("3.10", path)
+    assert (declared.python, declared.python_file) == (KERNEL, path)
 
 
 def test_environment_yml_lists_at_the_left_margin_are_read_too(tmp_path):
@@ -168,16 +168,22 @@ def test_python_versions_are_read_from_each_spelling(text, version):
     assert python_version_of(text) == version
 
 
-def test_python_version_files_pick_the_base_image(tmp_path):
-    notebooks = project(tmp_path, {"runtime.txt": "python-3.10.4\n"})
+def test_python_version_files_are_read_and_the_kernels_version_wins(tmp_path):
+    kernel = f"{sys.version_info.major}.{sys.version_info.minor}"
+    notebooks = project(tmp_path, {"runtime.txt": f"python-{kernel}.4\n"})
     declared = discover(notebooks, tmp_path)
-    assert (declared.python, declared.python_file.name) == ("3.10", "runtime.txt")
-    (notebooks / ".python-version").write_text("3.12\n")  # nearer: wins
-    assert discover(notebooks, tmp_path).python == "3.12"
+    assert (declared.python, declared.python_file.name) == (kernel, "runtime.txt")
     (notebooks / ".python-version").write_text("system\n")  # pyenv's: no version, skipped
     declared = discover(notebooks, tmp_path)
-    assert (declared.python, declared.python_file.name) == ("3.10", "runtime.txt")
+    assert (declared.python, declared.python_file.name) == (kernel, "runtime.txt")
     assert any("'system' names no Python version" in w for w in declared.warnings)
+    # another version (numpy-100's binder-era runtime.txt says 3.7): this kernel's packages,
+    # which the image pins, need this kernel's Python; the flag that uses it is named
+    (notebooks / ".python-version").write_text("3.7\n")  # nearer: it is the one read
+    declared = discover(notebooks, tmp_path)
+    assert declared.python is None
+    assert any(".python-version names Python 3.7" in w and "--base python:3.7-slim" in w
+               for w in declared.warnings), declared.warnings
 
 
 def test_unprovided_imports_are_named_and_provided_ones_are_not(tmp_path):
@@ -192,23 +198,21 @@ def test_unprovided_imports_are_named_and_provided_ones_are_not(tmp_path):
 
 
 def test_a_notebook_in_a_project_is_planned_from_its_declared_files(tmp_path):
-    notebooks = project(tmp_path, {"pyproject.toml": PYPROJECT, ".python-version": "3.10\n"})
+    notebooks = project(tmp_path, {"pyproject.toml": PYPROJECT,
+                                   ".python-version": f"{KERNEL}\n"})
     notebook = write_notebook(notebooks / "a.ipynb", ["import six\nimport requests"])
     _, plan = plan_notebook(notebook, pip=PipSettings())
     assert [r.requirement for r in plan.inference.requirements] == ["six==1.16.0"]
     assert requirement_from("file", plan.inference.requirements[0].where) \
         == "file (pyproject.toml [project] dependencies)"
-    assert plan.spec.base_image == "python:3.10-slim"
-    assert "FROM python:3.10-slim AS builder" in plan.context.dockerfile
+    assert plan.spec.base_image == f"python:{KERNEL}-slim"
     assert any(w.startswith("requests: imported by the notebook but provided by no "
                             "requirement of pyproject.toml") for w in plan.warnings)
-    assert any("the image runs Python 3.10 (.python-version), this kernel" in w
-               for w in plan.warnings) == (KERNEL != "3.10")
     text = plan.report().text()
     assert "  environment: declared by pyproject.toml [project] dependencies, not inferred " \
            "(precedence: --pip, -r, --base > .mlbox.lock > declared files > inference)" in text
-    assert "  python: 3.10 from .python-version → python:3.10-slim" in text
-    assert plan.report().as_dict()["environment"]["python"] == "3.10"
+    assert f"  python: {KERNEL} from .python-version → python:{KERNEL}-slim" in text
+    assert plan.report().as_dict()["environment"]["python"] == KERNEL
 
 
 def test_explicit_flags_win_over_declared_files(tmp_path):
