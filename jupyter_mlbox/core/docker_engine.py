@@ -22,6 +22,7 @@ from ..errors import (BuildError, ConflictError, DaemonGoneError, DaemonUnavaila
                       EngineError,
                       FileTooLargeError, GPUUnavailableError, ImageNotFoundError, PushError,
                       UserCancelledError)
+from .dockerfile import escape_label
 from .engine import GPU_HELP, ContainerHandle, ContainerOutcome, Engine
 from .events import CancelToken
 from .options import GpuRequest
@@ -806,7 +807,8 @@ class DockerEngine(Engine):
 
     def commit(self, container: ContainerHandle, ref: str, labels: Mapping[str, str]) -> str:
         repository, _, tag = ref.rpartition(":")
-        changes = ["LABEL " + " ".join(f'{key}="{value}"' for key, value in labels.items())]
+        changes = ["LABEL " + " ".join(f'{key}="{escape_label(value)}"'
+                                       for key, value in labels.items())]
         image = self._call(self._container(container).commit, repository=repository, tag=tag,
                            changes=changes)
         return image.id

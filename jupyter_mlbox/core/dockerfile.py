@@ -150,7 +150,7 @@ def builder_env(pip: PipSettings) -> str:
     return " \\\n    ".join(f'{key}="{value}"' for key, value in env.items())
 
 
-def uv_command(spec: ImageSpec) -> str:
+def _uv_command(spec: ImageSpec) -> str:
     """The builder's install command; PyTorch's CPU index joins when a pin is a ``+cpu`` build."""
     command = f"/opt/uv/bin/uv pip install --python {VENV}/bin/python"
     if spec.lock_text is not None:
@@ -164,12 +164,12 @@ def uv_command(spec: ImageSpec) -> str:
 def _uv_install(spec: ImageSpec) -> str:
     """The builder stage's install step."""
     if not any(is_pytorch_cpu_pin(r) for r in spec.requirements):
-        return f"RUN {uv_command(spec)}"
+        return f"RUN {_uv_command(spec)}"
     return f"""\
 # The kernel's torch is a CPU-only (+cpu) build: torch, torchvision and torchaudio come from
 # PyTorch's CPU index, not PyPI's multi-GB CUDA build. The build network must reach
 # {PYTORCH_CPU_INDEX} (--pip torch==VERSION without +cpu uses PyPI instead).
-RUN {uv_command(spec)}"""
+RUN {_uv_command(spec)}"""
 
 
 def _apt_names(spec: ImageSpec) -> list[str]:
@@ -254,13 +254,14 @@ RUN (getent passwd {UID} >/dev/null || useradd --create-home --uid {UID} --shell
 def final_tail(spec: ImageSpec, labels: Mapping[str, str]) -> str:
     """The final stage's last steps: the labels, then the user, the work directory and what
     the image runs (an export: its notebook, copied in)."""
-    label_lines = " \\\n      ".join(f'{key}="{_escape(value)}"' for key, value in labels.items())
+    label_lines = " \\\n      ".join(f'{key}="{escape_label(value)}"'
+                                      for key, value in labels.items())
     text = f"LABEL {label_lines}\n"
     if spec.entry_notebook:
         text += f"""COPY --chown={UID}:{UID} notebook/ {WORKDIR}/
 USER {UID}
 WORKDIR {WORKDIR}
-ENTRYPOINT ["python", "{RUNNER}", "{_escape(spec.entry_notebook)}", "/out/{_escape(spec.entry_notebook.rsplit("/", 1)[-1])}"]
+ENTRYPOINT ["python", "{RUNNER}", "{escape_label(spec.entry_notebook)}", "/out/{escape_label(spec.entry_notebook.rsplit("/", 1)[-1])}"]
 """
     else:
         text += f"""USER {UID}
@@ -277,7 +278,8 @@ def render_final_stage(spec: ImageSpec, labels: Mapping[str, str]) -> str:
             f"{library_check(spec)}COPY runner.py {RUNNER}\n{final_tail(spec, labels)}")
 
 
-def _escape(value: str) -> str:
+def escape_label(value: str) -> str:
+    """A value inside a LABEL's double quotes (a Dockerfile's, or a commit's change)."""
     return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", " ")
 
 

@@ -92,7 +92,7 @@ def test_a_venv_grows_from_the_nearest_one_by_one_layer(engine, no_leftover_cont
     forget(engine, first, second)
     no_venv_images(engine)
     build_image(engine, first)
-    log = build_logged(engine, second)
+    build_image(engine, second)
     base = engine.image_attrs(venv_tag(first))["RootFS"]["Layers"]
     grown = engine.image_attrs(venv_tag(second))["RootFS"]["Layers"]
     assert grown[:len(base)] == base and len(grown) == len(base) + 1
@@ -205,3 +205,21 @@ def test_a_venv_with_the_test_suites_never_grows_from_one_without(engine):
              "print(os.path.isdir(os.path.dirname(traitlets.__file__) + '/tests'))")
     assert run_in(pruned.tag, probe).strip() == "False"
     assert run_in(kept.tag, probe).strip() == "True"
+
+
+def test_a_requirement_with_quotes_reaches_the_venv_image_label(engine):
+    """The venv image's labels name its requirements; a marker's quotes
+    (``six; python_version >= "3"``) once broke the commit's LABEL change."""
+    container = engine.create_container("python:3.11-slim", ["true"], environment={},
+                                        labels={})
+    try:
+        value = 'six==1.17.0; python_version >= "3" \\ end'
+        image = engine.commit(container, "mlbox-test/quoted-label:1",
+                                 {"io.jupyter-mlbox.venv-requirements": value})
+        try:
+            labels = engine.image_attrs(image)["Config"]["Labels"]
+            assert labels["io.jupyter-mlbox.venv-requirements"] == value
+        finally:
+            engine.remove_image("mlbox-test/quoted-label:1", force=True)
+    finally:
+        engine.remove_container(container)
