@@ -45,9 +45,12 @@ else
     $nofile $nofile $nproc $nproc >'$(dirname "$SOCKET")/containers.conf'"
   # --time=0: never exit for being idle (the tests connect and disconnect for an hour). It runs
   # in its own folder: conmon drops files (an empty "oom") in the service's working directory,
-  # which was the checkout.
-  as_root bash -c "cd '$(dirname "$SOCKET")' && CONTAINERS_CONF='$(dirname "$SOCKET")/containers.conf' \
-    nohup podman system service --time=0 '$SOCKET_URL' >'$LOG' 2>&1 &"
+  # which was the checkout. Only the service goes to the background, with none of this script's
+  # descriptors: a background `cd && podman` list kept a shell holding our stdout, and a caller
+  # that reads it to the end (the test suite) waited forever.
+  as_root bash -c "cd '$(dirname "$SOCKET")' || exit 1
+    CONTAINERS_CONF='$(dirname "$SOCKET")/containers.conf' \
+      nohup podman system service --time=0 '$SOCKET_URL' </dev/null >'$LOG' 2>&1 &"
   for _ in $(seq 1 60); do
     answers && break
     sleep 1

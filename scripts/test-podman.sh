@@ -8,6 +8,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 export MLBOX_TEST_ENGINE=podman
 exec .venv/bin/python -m pytest -ra "$@" \
+  tests/integration/test_podman_service.py \
   tests/integration/test_run.py \
   tests/integration/test_session.py \
   tests/integration/test_cli_sessions.py \

@@ -31,8 +31,12 @@ def pytest_configure(config):
         return
     if TEST_ENGINE != "podman":
         raise pytest.UsageError(f"MLBOX_TEST_ENGINE={TEST_ENGINE}: expected docker or podman")
-    started = subprocess.run(["bash", str(ROOT / "scripts" / "ensure-podman.sh")],
-                             capture_output=True, text=True)
+    try:  # 10 minutes: installing Podman and loading the base image, on a cold machine
+        started = subprocess.run(["bash", str(ROOT / "scripts" / "ensure-podman.sh")],
+                                 capture_output=True, text=True, timeout=600)
+    except subprocess.TimeoutExpired as hung:
+        raise pytest.UsageError("MLBOX_TEST_ENGINE=podman, but scripts/ensure-podman.sh did not "
+                                f"return within {hung.timeout:.0f} s") from None
     if started.returncode != 0:
         raise pytest.UsageError(f"MLBOX_TEST_ENGINE=podman, but scripts/ensure-podman.sh "
                                 f"failed:\n{started.stderr[-2000:]}")
