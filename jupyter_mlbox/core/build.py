@@ -124,6 +124,33 @@ def runtime_requirements(already: Iterable[str], python_version: str | None = No
     return pins
 
 
+def infer_declared(code: list[str], *, notebook_dir: Path, root: Path,
+                   options: BuildOptions = BuildOptions(), traced: Iterable[str] = (),
+                   module_dirs: Iterable[Path] = ()) -> tuple[InferenceResult, Declared]:
+    """The requirements of ``code`` (cells, and the local code they run) in ``notebook_dir`` of
+    the project at ``root``: a requirements file (-r, or the declared one: pyproject, uv.lock,
+    requirements.txt, environment.yml) replaces inference, and then a local install stays a
+    local build and an import no requirement provides is a warning. Precedence: flags > the
+    lock beside the notebook (plan_image) > declared files > inference."""
+    module_dirs = list(module_dirs)
+    declared = discover(notebook_dir, root, requirements=options.requirements_file is None,
+                        python=options.base_image is None, exclude=options.exclude)
+    requirements_file, declared_lines = inference_input(declared, root)
+    inference = infer_requirements(code, search_dir=notebook_dir, traced=traced,
+                                   module_dirs=module_dirs,
+                                   requirements_file=options.requirements_file
+                                   or requirements_file, declared=declared_lines,
+                                   extra=options.pip, exclude=options.exclude)
+    file_used = options.requirements_file or requirements_file or (
+        notebook_dir / "requirements.txt" if (notebook_dir / "requirements.txt").is_file()
+        else None)
+    inference.warnings[:0] = list(declared.warnings) + (settle_file_requirements(
+        inference, code, declared_lines[0] if declared_lines else Path(file_used).name,
+        search_dirs=[notebook_dir, *module_dirs], locked=locked_names(declared),
+        exclude=options.exclude) if file_used or declared_lines else [])
+    return inference, declared
+
+
 def plan_image(sources: Iterable[str], *, notebook_name: str, search_dir: Path | None,
                options: BuildOptions = BuildOptions(), pip: PipSettings | None = None,
                embedded_files: Mapping[str, bytes] | None = None,
@@ -138,8 +165,13 @@ def plan_image(sources: Iterable[str], *, notebook_name: str, search_dir: Path |
     Python picks the base image unless --base does. Pure but for those: no Docker.
     """
     sources = list(sources)
-    if inference is None:
-        inference = infer_requirements(sources, search_dir=search_dir, traced=traced,
+    if inference is None and search_dir is not None:  # a kernel's cells: its folder's project
+        inference, declared = infer_declared(
+            sources, notebook_dir=search_dir,
+            root=project_root(search_dir.resolve(), options.context), options=options,
+            traced=traced)
+    elif inference is None:
+        inference = infer_requirements(sources, search_dir=None, traced=traced,
                                        requirements_file=options.requirements_file,
                                        extra=options.pip, exclude=options.exclude)
     pip = host_pip_settings() if pip is None else pip
@@ -207,21 +239,9 @@ def plan_notebook(path: str | Path, options: BuildOptions = BuildOptions(), *,
     own_code = local_code(sources, [path.parent.resolve(), *module_dirs])
     code = sources + list(own_code.values())  # the cells, %run scripts, local modules
     root = project_root(path.parent.resolve(), options.context)
-    declared = discover(path.parent, root, requirements=options.requirements_file is None,
-                        python=options.base_image is None, exclude=options.exclude)
-    requirements_file, declared_lines = inference_input(declared, root)
-    inference = infer_requirements(code, search_dir=path.parent, traced=traced,
-                                   module_dirs=module_dirs,
-                                   requirements_file=options.requirements_file
-                                   or requirements_file, declared=declared_lines,
-                                   extra=options.pip, exclude=options.exclude)
-    file_used = options.requirements_file or requirements_file or (
-        path.parent / "requirements.txt" if (path.parent / "requirements.txt").is_file()
-        else None)
-    inference.warnings[:0] = list(declared.warnings) + (settle_file_requirements(
-        inference, code, declared_lines[0] if declared_lines else Path(file_used).name,
-        search_dirs=[path.parent, *module_dirs], locked=locked_names(declared),
-        exclude=options.exclude) if file_used or declared_lines else [])
+    inference, declared = infer_declared(code, notebook_dir=path.parent, root=root,
+                                         options=options, traced=traced,
+                                         module_dirs=module_dirs)
     project = project_for(path, code, [*inference.local_modules, *own_code],
                           options.context, read_files=trace.files if trace else ())
     in_project = f"{project.notebook_dir}/{path.name}".lstrip("/")

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from jupyter_mlbox.core.build import plan_notebook
+from jupyter_mlbox.core.build import plan_image, plan_notebook
 from jupyter_mlbox.core.declared import (DeclaredError, conda_to_pip, discover, locked_pins,
                                          merged_lock, python_version_of, read_environment_yml,
                                          unprovided_imports)
@@ -213,6 +213,19 @@ def test_a_notebook_in_a_project_is_planned_from_its_declared_files(tmp_path):
            "(precedence: --pip, -r, --base > .mlbox.lock > declared files > inference)" in text
     assert f"  python: {KERNEL} from .python-version → python:{KERNEL}-slim" in text
     assert plan.report().as_dict()["environment"]["python"] == KERNEL
+
+
+def test_a_kernel_s_cells_are_planned_from_its_folder_s_declared_files(tmp_path):
+    """%%mlbox plans from the kernel's cells and folder (plan_image with a search_dir): the
+    project's declared files decide there as they do for a notebook file."""
+    notebooks = project(tmp_path, {"pyproject.toml": PYPROJECT})
+    plan = plan_image(["import six\nimport requests"], notebook_name="cell.ipynb",
+                      search_dir=notebooks, pip=PipSettings())
+    assert [r.requirement for r in plan.inference.requirements] == ["six==1.16.0"]
+    assert any(w.startswith("requests: imported by the notebook but provided by no "
+                            "requirement of pyproject.toml") for w in plan.warnings)
+    assert "  environment: declared by pyproject.toml [project] dependencies" \
+        in plan.report().text()
 
 
 def test_explicit_flags_win_over_declared_files(tmp_path):
