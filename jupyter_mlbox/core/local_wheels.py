@@ -221,6 +221,35 @@ def _build(name: str, source: Path, provenance: Provenance, timeout: float) -> P
     return wheels[0]
 
 
+def wheel_dependencies(data: bytes, python_version: str) -> list[str]:
+    """The canonical names a wheel (its bytes) requires in the image — Linux, CPython
+    ``python_version`` — without its extras' requirements."""
+    from email.parser import Parser
+    import io
+
+    from packaging.markers import default_environment
+    from packaging.requirements import InvalidRequirement, Requirement
+
+    with zipfile.ZipFile(io.BytesIO(data)) as wheel:
+        name = next((n for n in wheel.namelist()
+                     if n.count("/") == 1 and n.endswith(".dist-info/METADATA")), None)
+        if name is None:
+            return []
+        metadata = Parser().parsestr(wheel.read(name).decode("utf-8", "replace"))
+    environment = {**default_environment(), "python_version": python_version,
+                   "python_full_version": f"{python_version}.0", "sys_platform": "linux",
+                   "platform_system": "Linux", "os_name": "posix", "extra": ""}
+    names = []
+    for text in metadata.get_all("Requires-Dist") or ():
+        try:
+            requirement = Requirement(text)
+        except InvalidRequirement:
+            continue
+        if requirement.marker is None or requirement.marker.evaluate(environment):
+            names.append(canonicalize_name(requirement.name))
+    return sorted(set(names))
+
+
 def with_wheel_hashes(lock_text: str, wheels: dict[str, bytes]) -> str:
     """A lock's text for ``--require-hashes`` with the shipped wheels: its entries for earlier
     builds of them (stale paths, stale hashes) dropped, the current ones added with the sha256

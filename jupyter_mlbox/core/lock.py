@@ -18,7 +18,7 @@ import sys
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable
+from typing import Iterable, Mapping
 
 from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name
@@ -179,17 +179,29 @@ def python_of(base_image: str) -> str:
 
 
 def locked(notebook: Path, requirements: list[str], *, python_version: str, pip: PipSettings,
-           relock: bool = False) -> Lock | None:
+           relock: bool = False, local_wheels: Mapping[str, bytes] | None = None
+           ) -> Lock | None:
     """The lock a build of ``notebook`` uses: made anew with ``relock``, else the one beside
-    it (None when there is none). A lock that lacks a requirement the notebook now has is
-    stale: LockError says which and how to refresh it."""
+    it (None when there is none). A lock that lacks a requirement the notebook now has, or a
+    dependency one of ``local_wheels`` (the local packages as built now: an edit may add one)
+    has, is stale: LockError says which and how to refresh it."""
     if relock:
         return write_lock(notebook, requirements, python_version=python_version, pip=pip)
     lock = read_lock(notebook)
-    if lock is not None:
-        missing = lock.missing(requirements)
-        if missing:
-            raise LockError(f"{lock.path.name} is stale: it lacks {', '.join(missing)}, which "
-                            f"{notebook.name} needs now; refresh it with --relock (or `jupyter "
-                            f"mlbox lock {notebook.name}`), or delete it")
+    if lock is None:
+        return None
+    fix = (f"refresh it with --relock (or `jupyter mlbox lock {notebook.name}`), or delete it")
+    missing = lock.missing(requirements)
+    if missing:
+        raise LockError(f"{lock.path.name} is stale: it lacks {', '.join(missing)}, which "
+                        f"{notebook.name} needs now; {fix}")
+    from .local_wheels import wheel_dependencies
+
+    have = lock.names()
+    for relative, data in sorted((local_wheels or {}).items()):
+        new = [name for name in wheel_dependencies(data, python_version) if name not in have]
+        if new:
+            package = relative.split("/", 1)[0].rsplit("-", 1)[0]
+            raise LockError(f"{lock.path.name} is stale: the local package {package} now "
+                            f"requires {', '.join(new)}, which it lacks; {fix}")
     return lock

@@ -330,3 +330,46 @@ def test_a_git_install_from_a_server_is_built_here_at_its_installed_commit(tmp_p
     message = str(raised.value)
     assert "mlbox-served-demo" in message and url in message
     assert "--exclude mlbox-served-demo" in message
+
+
+def _wheel_requiring(*requires: str) -> bytes:
+    """A wheel's bytes whose METADATA requires ``requires`` (what an edit to pyproject adds)."""
+    import io
+    import zipfile
+
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as wheel:
+        wheel.writestr("acme_tools-0.3.0.dist-info/METADATA",
+                       "Metadata-Version: 2.1\nName: acme-tools\nVersion: 0.3.0\n"
+                       + "".join(f"Requires-Dist: {r}\n" for r in requires))
+        wheel.writestr("acme_tools/__init__.py", "")
+    return buffer.getvalue()
+
+
+def test_a_lock_is_stale_when_a_local_package_now_requires_what_it_lacks(tmp_path):
+    """The lock pins the closure; an edit that adds a dependency to a local package would
+    install its new wheel without that dependency (--require-hashes installs exactly the lock):
+    said before the build, naming the package, the dependency and the fix."""
+    from jupyter_mlbox.core.lock import LockError, locked
+    from jupyter_mlbox.core.pip_settings import PipSettings
+
+    notebook = tmp_path / "uses.ipynb"
+    notebook.write_text("{}")
+    (tmp_path / "uses.mlbox.lock").write_text(
+        f"# lock\nacme-tools @ {IMAGE_URL}acme-tools-0000/old.whl \\\n"
+        f"    --hash=sha256:{'0' * 64}\nsix==1.16.0 \\\n    --hash=sha256:{'1' * 64}\n")
+    requirement = f"acme-tools @ {IMAGE_URL}acme-tools-1111/acme_tools-0.3.0-py3-none-any.whl"
+    wheels = {"acme-tools-1111/acme_tools-0.3.0-py3-none-any.whl": _wheel_requiring(
+        "six>=1.15", "colorama; sys_platform == 'win32'", "pytest; extra == 'test'",
+        "tomli; python_version < '3.11'")}
+    lock = locked(notebook, [requirement], python_version="3.11", pip=PipSettings(),
+                  local_wheels=wheels)
+    assert lock is not None and "six==1.16.0" in lock.text  # nothing new: the lock is used
+
+    wheels = {"acme-tools-2222/acme_tools-0.3.0-py3-none-any.whl": _wheel_requiring(
+        "six>=1.15", "rich>=13")}
+    with pytest.raises(LockError, match=r"uses\.mlbox\.lock is stale: the local package "
+                                        r"acme-tools now requires rich, which it lacks; "
+                                        r"refresh it with --relock"):
+        locked(notebook, [requirement], python_version="3.11", pip=PipSettings(),
+               local_wheels=wheels)
