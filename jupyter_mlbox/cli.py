@@ -264,16 +264,18 @@ def cmd_sessions(args, progress) -> int:
     if args.action == "list":
         if args.target or args.all:
             raise OptionError("`sessions` lists them all; to stop one: sessions stop NAME")
-        found = [info.describe() for info in list_sessions(engine)]
+        found = [info.describe() for info in list_sessions(engine, memory=True)]
         if not found:
             print(f"no sessions on {engine.host} (start one with %%mlbox --session)",
                   file=sys.stderr)
             return EXIT_OK
-        print("NAME\tNOTEBOOK\tIMAGE\tAGE\tIDLE\tGPU\tOWNER PID\tHOST\tCONTAINER\tKEY")
+        print("NAME\tNOTEBOOK\tIMAGE\tAGE\tIDLE\tGPU\tMEMORY\tOWNER PID\tHOST\tCONTAINER\tKEY")
         for info in found:
+            memory = info["memory_bytes"]
             print(terminal_safe("\t".join([
                 info["name"], info["notebook"], info["image"], _duration(info["age_s"]),
-                _duration(info["idle_s"]), info["gpus"], info["owner_pid"],
+                _duration(info["idle_s"]), info["gpus"],
+                "-" if memory is None else f"{memory / 1e6:.0f} MB", info["owner_pid"],
                 info["owner_host"], info["container"], info["key"]])))
         return EXIT_OK
     if bool(args.target) == bool(args.all):

@@ -32,6 +32,7 @@ from .declared import (Declared, base_image_for, discover, inference_input, lock
 from .package_cache import cached_build_context
 from .build_lock import build_lock
 from .trace import trace_notebook
+from .venv_pruning import leave_out_candidates
 from .shared_libraries import stop_sentence
 from ..errors import BuildError, MissingLibraryError
 
@@ -70,7 +71,8 @@ class ImagePlan:
     def as_dict(self) -> dict:
         return {"tag": self.tag, "warnings": list(self.warnings),
                 "requirements": [{"requirement": r.requirement, "origin": r.origin,
-                                  "imports": list(r.imports), "verified": r.verified}
+                                  "imports": list(r.imports), "verified": r.verified,
+                                  "where": r.where}
                                  for r in self.inference.requirements],
                 "local_modules": [str(p) for p in self.inference.local_modules],
                 "system_packages": [{"name": p.name, "origin": p.origin, "because": p.because}
@@ -105,21 +107,24 @@ class BuildResult:
                 f"({self.size / 1e6:.0f} MB, {self.seconds:.1f} s)")
 
 
-def runtime_requirements(already: Iterable[str], python_version: str | None = None
-                         ) -> list[str]:
+def runtime_requirements(already: Iterable[str], python_version: str | None = None, *,
+                         with_pip: bool = False) -> list[str]:
     """Pins for the kernel stack that executes a notebook in the image — ipykernel, nbclient,
     nbformat, cloudpickle and everything they need (IPython, traitlets, jupyter_client, comm …)
     — at this kernel's versions, so the container's kernel behaves like the local one (a helper
     that imports from IPython gets the same IPython). What the notebook pins itself is skipped.
+    ``with_pip``: a cell runs pip (%pip, !pip), so pip is one of them (else the venv leaves it
+    out, venv_pruning.RUNTIME_ONLY).
     """
     import sys
 
     python_version = python_version or f"{sys.version_info.major}.{sys.version_info.minor}"
     taken = {canonicalize_name(name) for name in already}
-    stack = installed_closure(RUNTIME_PACKAGES, python_version)
+    packages = RUNTIME_PACKAGES + (("pip",) if with_pip else ())
+    stack = installed_closure(packages, python_version)
     pins = [installable_pin(name, version)[0] for name, version in sorted(stack.items())
             if name not in taken]
-    pins += [name for name in RUNTIME_PACKAGES  # not in this kernel: the newest
+    pins += [name for name in packages  # not in this kernel: the newest
              if canonicalize_name(name) not in stack and canonicalize_name(name) not in taken]
     return pins
 
@@ -177,12 +182,14 @@ def plan_image(sources: Iterable[str], *, notebook_name: str, search_dir: Path |
     pip = host_pip_settings() if pip is None else pip
     requirements = [r.requirement for r in inference.requirements]
     base_image = options.base_image or base_image_for(declared) or default_base_image()
-    requirements += runtime_requirements(inference.names(), python_of(base_image))
+    leave_out = leave_out_candidates(sources, inference.names())
+    requirements += runtime_requirements(inference.names(), python_of(base_image),
+                                         with_pip="pip" not in leave_out)
     system = plan_system_packages(sources, search_dir=search_dir, explicit=options.apt,
                                   exclude=options.exclude_apt, requirements=requirements)
     lock = None if lock_beside is None else locked(
         lock_beside, requirements, python_version=python_of(base_image), pip=pip,
-        relock=options.relock)
+        relock=options.relock, local_wheels=inference.local_wheels)
     spec = ImageSpec(requirements=tuple(requirements), notebook_name=notebook_name,
                      base_image=base_image, pip=pip,
                      embedded_files=dict(embedded_files or {}), entry_notebook=entry_notebook,
@@ -190,7 +197,8 @@ def plan_image(sources: Iterable[str], *, notebook_name: str, search_dir: Path |
                      lock_text=lock.text if lock else lock_for(
                          declared, requirements, python_version=python_of(base_image), pip=pip),
                      local_wheels=inference.local_wheels,
-                     apt_excluded=tuple(sorted(set(options.exclude_apt))))
+                     apt_excluded=tuple(sorted(set(options.exclude_apt))),
+                     leave_out=leave_out)
     lock_file = lock.path.name if lock else (
         declared.file.name if spec.lock_text is not None and declared else None)
     return ImagePlan(inference, spec, render_build_context(spec),

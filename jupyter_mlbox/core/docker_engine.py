@@ -897,6 +897,22 @@ class DockerEngine(Engine):
                            ignore_removed=True)
         return [ContainerHandle(c.id, dict(c.labels or {})) for c in found]
 
+    def memory_usage(self, container: ContainerHandle) -> int | None:
+        # one sample (one-shot: no waiting for a second); what `docker stats` shows is the
+        # usage less the page cache the kernel may drop (inactive_file, cgroup v1 or v2)
+        api = self._client.api
+        one_shot = True if not docker.utils.version_lt(api._version, "1.41") else None
+        try:
+            stats = api.stats(container.id, stream=False, one_shot=one_shot)
+        except (docker.errors.DockerException, ValueError):
+            return None
+        memory = stats.get("memory_stats") or {}
+        if "usage" not in memory:
+            return None
+        detail = memory.get("stats") or {}
+        cache = detail.get("inactive_file", detail.get("total_inactive_file", 0))
+        return max(0, int(memory["usage"]) - int(cache))
+
     def _remove_quietly(self, container) -> None:
         try:
             container.remove(force=True)

@@ -82,6 +82,9 @@ class ImageSpec:
     #: shipped as ``mlbox-build/wheels/<key>/<file>``. A requirement naming one that is not
     #: given here is read from the host's wheel cache, where the plan put it.
     local_wheels: Mapping[str, bytes] = field(default_factory=dict)
+    #: The runtime stack's tools the venv may leave out (venv_pruning.leave_out_candidates):
+    #: those nothing installed requires are uninstalled after the install.
+    leave_out: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -201,13 +204,29 @@ RUN {VENV}/bin/python -I {LIBRARY_CHECK} {VENV}{excluded}
 """
 
 
+def pruning_commands(spec: ImageSpec, uv: str, script: str) -> list[str]:
+    """Shell commands that leave out of the venv what no notebook loads (venv_pruning.py, at
+    ``script``): the packages' own test suites, then the runtime stack's tools nothing needs,
+    uninstalled by ``uv`` (``uv pip``)."""
+    commands = [] if spec.keep_tests else [f"{VENV}/bin/python -I {script} {VENV}"]
+    if spec.leave_out:
+        names = " ".join(spec.leave_out)
+        commands.append(
+            f"unused=$({VENV}/bin/python -I {script} --unused {VENV} {names}); "
+            f"if [ -n \"$unused\" ]; then {uv} uninstall --quiet --python {VENV}/bin/python "
+            f"$unused || exit 1; echo \"mlbox: left out $unused (the kernel never loads them; "
+            f"--pip NAME keeps one)\"; fi")
+    return commands
+
+
 def _pruning(spec: ImageSpec) -> str:
-    """The packages' own test suites left out of the venv (venv_pruning.py), in the builder:
-    the final stage copies the venv without them."""
-    if spec.keep_tests:
+    """What no notebook loads, left out of the venv in the builder: the final stage copies the
+    venv without it."""
+    commands = pruning_commands(spec, "/opt/uv/bin/uv pip", "/mlbox-build/venv_pruning.py")
+    if not commands:
         return ""
-    return (f"COPY venv_pruning.py /mlbox-build/venv_pruning.py\n"
-            f"RUN {VENV}/bin/python -I /mlbox-build/venv_pruning.py {VENV}\n")
+    return ("COPY venv_pruning.py /mlbox-build/venv_pruning.py\n"
+            + "".join(f"RUN {command}\n" for command in commands))
 
 
 def render_dockerfile(spec: ImageSpec, labels: Mapping[str, str], requirements_hash: str) -> str:
@@ -318,7 +337,7 @@ def render_build_context(spec: ImageSpec) -> BuildContext:
              "mlbox-build/pip.conf": _pip_config(spec.pip).encode()}
     if spec.pip.cert_file:
         files["mlbox-build/ca.pem"] = spec.pip.cert_file.read_bytes()
-    if not spec.keep_tests:
+    if not spec.keep_tests or spec.leave_out:
         files["venv_pruning.py"] = resources.files("jupyter_mlbox.core").joinpath(
             "venv_pruning.py").read_bytes()
     for name, data in spec.embedded_files.items():

@@ -159,6 +159,11 @@ class Engine(abc.ABC):
     @abc.abstractmethod
     def list_containers(self, label: str) -> list[ContainerHandle]: ...
 
+    def memory_usage(self, container: ContainerHandle) -> int | None:
+        """Bytes of memory the running container uses now, as ``docker stats`` counts them;
+        None where the engine cannot tell (or it is not running)."""
+        return None
+
     # --- the package cache (package_cache.py) ---------------------------------------------------
 
     #: Whether this engine has named volumes and commits, which the package cache needs;

@@ -34,9 +34,11 @@ def importable_top_level() -> list[str]:
 def missing_imports(cells: Iterable[str], importable: Iterable[str],
                     search_dir: Path | None = None) -> list[str]:
     """Top-level modules ``cells`` import (not in a try/except ImportError) that the image
-    cannot import and that are not the project's own files beside the notebook."""
+    cannot import and that are not the project's own files beside the notebook; ``pip`` for a
+    cell that runs it in an image without it."""
     from .inference import classified_imports
     from .notebook import parse_cells
+    from .venv_pruning import runs_pip
 
     available = set(importable)
     missing = set()
@@ -51,6 +53,8 @@ def missing_imports(cells: Iterable[str], importable: Iterable[str],
                                            or (search_dir / top).is_dir()):
                 continue
             missing.add(top)
+    if "pip" not in available and runs_pip(cells, surely=True):  # the image left pip out (venv_pruning)
+        missing.add("pip")
     return sorted(missing)
 
 

@@ -109,6 +109,8 @@ class SessionInfo:
     created: str = ""
     status: str = ""
     idle_s: int | None = None
+    #: Bytes of memory its container uses (list_sessions(memory=True)); None: not asked.
+    memory: int | None = None
 
     def _label(self, label: str) -> str:
         return (self.container.labels or {}).get(label, "")
@@ -153,7 +155,7 @@ class SessionInfo:
                 "image": self.image, "container": self.container.short_id,
                 "gpus": self.gpus, "age_s": self.age_s, "idle_s": self.idle_s,
                 "idle_timeout_s": self.idle_timeout_s, "owner_pid": self.owner_pid,
-                "owner_host": self.owner_host}
+                "owner_host": self.owner_host, "memory_bytes": self.memory}
 
 
 class _Waiter:
@@ -387,8 +389,9 @@ class Session:
 _LIVE: "weakref.WeakValueDictionary[str, Session]" = weakref.WeakValueDictionary()
 
 
-def list_sessions(engine: Engine) -> list[SessionInfo]:
-    """Every jupyter_mlbox session container on ``engine`` (any owner's), oldest first."""
+def list_sessions(engine: Engine, *, memory: bool = False) -> list[SessionInfo]:
+    """Every jupyter_mlbox session container on ``engine`` (any owner's), oldest first;
+    ``memory``: with what each uses now (one stats call per container)."""
     found = []
     for container in engine.list_containers(SESSION_LABEL):
         labels = dict(container.labels or {})
@@ -399,7 +402,8 @@ def list_sessions(engine: Engine) -> list[SessionInfo]:
             labels.get(SESSION_LABEL, ""), labels.get(NOTEBOOK_LABEL, ""), container,
             image=labels.get(SESSION_IMAGE_LABEL, ""),
             created=labels.get(SESSION_STARTED_LABEL, ""),
-            idle_s=round(time.time() - mine.last_used) if mine is not None else None))
+            idle_s=round(time.time() - mine.last_used) if mine is not None else None,
+            memory=engine.memory_usage(container) if memory else None))
     return sorted(found, key=lambda info: (info.started or 0, info.key))
 
 

@@ -6,6 +6,10 @@ like the runner), before the venv is copied into the final stage; ``--keep-tests
 A ``tests`` folder stays when a module outside the tests imports from that folder (the rule
 the image test checks by importing every module of every distribution).
 ``testing`` folders always stay: ``numpy.testing`` and ``pandas.testing`` are public APIs.
+
+``--unused VENV NAME...`` prints which of the runtime stack's tools (RUNTIME_ONLY) nothing
+installed needs; the build uninstalls those with uv (``--keep-tests`` does not keep them; a
+notebook that needs one names it: an import, ``--pip NAME``, or ``%pip`` for pip).
 """
 from __future__ import annotations
 
@@ -13,6 +17,18 @@ import os
 import re
 import shutil
 import sys
+from importlib import metadata
+
+#: What the kernel's runtime stack installs that an executed notebook never loads, and the
+#: stack's own distributions that require it: jedi (and its parso) complete code in IPython,
+#: debugpy is ipykernel's debugger (both import them only when present), pip installs.
+#: 53 MB of a 565 MB image (BENCHMARKS.md).
+RUNTIME_ONLY = {"debugpy": {"ipykernel"}, "jedi": {"ipython"}, "parso": set(), "pip": set()}
+#: A cell that may run pip (%pip, !pip, subprocess … "pip") needs it in the container.
+_MENTIONS_PIP = re.compile(r"\bpip3?\b")
+#: A line that surely runs it: ``%pip``, ``!pip``, ``!python -m pip``.
+_PIP_LINE = re.compile(r"^[ \t]*(?:%pip\b|!\s*(?:pip3?|python3?\s+-m\s+pip)\b)", re.MULTILINE)
+_NAME = re.compile(r"^\s*([A-Za-z0-9][A-Za-z0-9._-]*)")
 
 #: Import statements: ``from (dots)(module) import (names)`` and ``import a.b, c``.
 _FROM = re.compile(r"^[ \t]*from[ \t]+(\.*)([\w.]*)[ \t]+import[ \t]+(\([^)]*\)|[^\n]*)",
@@ -106,10 +122,56 @@ def prune(venv: str) -> tuple[list[str], int]:
     return removed, freed
 
 
+def _canonical(name: str) -> str:
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def runs_pip(sources, *, surely: bool = False) -> bool:
+    """Whether a cell may run pip: any mention of it (a false yes costs 15 MB, a false no a
+    failing cell); ``surely``: a ``%pip``/``!pip`` line (a cell is refused for it)."""
+    pattern = _PIP_LINE if surely else _MENTIONS_PIP
+    return any(pattern.search(source) for source in sources)
+
+
+def leave_out_candidates(sources, requirement_names) -> tuple[str, ...]:
+    """On the host: the RUNTIME_ONLY names the notebook does not ask for itself (a requirement
+    of that name, or for pip a cell that runs it)."""
+    asked = {_canonical(name) for name in requirement_names}
+    needs_pip = runs_pip(sources)
+    return tuple(name for name in sorted(RUNTIME_ONLY)
+                 if name not in asked and not (name == "pip" and needs_pip))
+
+
+def unused(venv: str, candidates) -> list[str]:
+    """In the venv: the ``candidates`` (RUNTIME_ONLY names) no installed distribution requires,
+    but for the runtime stack's own and one another. A requirement only of an extra counts not."""
+    required: dict[str, set[str]] = {}
+    paths = site_packages(venv)
+    for dist in metadata.distributions(path=paths):
+        owner = _canonical(dist.metadata["Name"] or "")
+        for requirement in dist.requires or ():
+            name, _, marker = requirement.partition(";")
+            found = _NAME.match(name)
+            if found and "extra" not in marker:
+                required.setdefault(_canonical(found.group(1)), set()).add(owner)
+    installed = {_canonical(d.metadata["Name"] or "") for d in metadata.distributions(path=paths)}
+    left = {c for c in candidates if c in RUNTIME_ONLY and c in installed}
+    while True:  # a kept tool keeps what it requires (jedi keeps parso)
+        kept = {c for c in left
+                if required.get(c, set()) - left - RUNTIME_ONLY[c]}
+        if not kept:
+            return sorted(left)
+        left -= kept
+
+
 def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
+    if len(args) >= 2 and args[0] == "--unused":
+        print(" ".join(unused(args[1], args[2:])))
+        return 0
     if len(args) != 1:
-        print("usage: venv_pruning.py VENV", file=sys.stderr)
+        print("usage: venv_pruning.py VENV | venv_pruning.py --unused VENV NAME...",
+              file=sys.stderr)
         return 2
     removed, freed = prune(args[0])
     print(f"mlbox: left out {len(removed)} test folders of installed packages "

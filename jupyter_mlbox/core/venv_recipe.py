@@ -23,7 +23,7 @@ from typing import Mapping
 from .distributions import PYTORCH_CPU_INDEX, is_pytorch_cpu_pin
 from .dockerfile import (BUILD_STEP_LABEL, LIBRARY_CHECK, RUNNER, VENV, BuildContext, ImageSpec,
                          builder_env, content_hash, final_setup, final_tail, library_check,
-                         tools_stage)
+                         pruning_commands, tools_stage)
 
 #: Where the install container mounts uv's cache, uv itself, and the per-build files.
 CACHE_DIR = "/mlbox-cache"
@@ -86,7 +86,7 @@ def _install_script(spec: ImageSpec) -> str:
         sync = f"{uv} sync {python}{index}"
     install = (f"{resolve}if [ -z \"$REFRESH\" ] && {sync} --offline {closure} 2>offline.log; "
                f"then cat offline.log; else\n  {sync} $REFRESH {closure}; fi")
-    prune = "" if spec.keep_tests else f"{VENV}/bin/python -I venv_pruning.py {VENV}\n"
+    prune = "".join(f"{command}\n" for command in pruning_commands(spec, uv, "venv_pruning.py"))
     check = library_check(spec).splitlines()[-1].removeprefix("RUN ")
     return f"""\
 set -e

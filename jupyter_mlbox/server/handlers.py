@@ -401,7 +401,7 @@ class SessionsHandler(MlboxHandler):
     async def get(self):
         from ..core.session import list_sessions
 
-        found = await self.in_thread(lambda: list_sessions(self.mlbox.engine()))
+        found = await self.in_thread(lambda: list_sessions(self.mlbox.engine(), memory=True))
         self.finish({"sessions": [info.describe() for info in found]})
 
 

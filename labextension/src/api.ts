@@ -53,6 +53,9 @@ export interface IRequirement {
   imports: string[];
   /** For guesses: whether the package index confirmed it (null for other origins). */
   verified: boolean | null;
+  /** Where a local build, VCS commit or file line came from ("local build of editable
+   * /src/acme", "pyproject.toml [project] dependencies"); empty for the index. */
+  where?: string | null;
 }
 
 export interface ISystemPackage {
@@ -140,6 +143,8 @@ export interface ISession {
   idle_timeout_s: number | null;
   owner_pid: string;
   owner_host: string;
+  /** What its container uses now (docker stats); null where the engine cannot tell. */
+  memory_bytes: number | null;
 }
 
 export interface IStatus {

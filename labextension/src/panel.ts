@@ -308,11 +308,19 @@ export class MlboxPanel extends Widget {
     await Promise.all([this.refreshImages(), this.refreshRequirements()]);
   }
 
-  private async stopSession(session: ISession): Promise<void> {
+  /**
+   * Stop or restart: both remove the container (the kernel that drives the session is the
+   * notebook's, not this server's); a restart is the next `%%mlbox --session` cell starting a
+   * fresh one, rebuilding the image when the notebook's imports changed.
+   */
+  private async stopSession(session: ISession, restart = false): Promise<void> {
+    const verb = restart ? 'Restart' : 'Stop';
     const answer = await showDialog({
-      title: 'Stop session',
-      body: `Stop session ${session.name} of ${session.notebook}? Its container is removed and the state of its kernel is lost; the next %%mlbox --session cell starts a new one.`,
-      buttons: [Dialog.cancelButton(), Dialog.warnButton({ label: 'Stop' })]
+      title: `${verb} session`,
+      body: restart
+        ? `Restart session ${session.name} of ${session.notebook}? Its container is removed and the state of its kernel is lost; the next %%mlbox --session cell starts it fresh (rebuilding the image if the notebook's imports changed).`
+        : `Stop session ${session.name} of ${session.notebook}? Its container is removed and the state of its kernel is lost; the next %%mlbox --session cell starts a new one.`,
+      buttons: [Dialog.cancelButton(), Dialog.warnButton({ label: verb })]
     });
     if (!answer.button.accept) {
       return;
@@ -399,7 +407,10 @@ export class MlboxPanel extends Widget {
             el('code', {}, req.requirement),
             el(
               'span',
-              { class: `jp-MlboxPanel-origin jp-mod-${req.origin}` },
+              {
+                class: `jp-MlboxPanel-origin jp-mod-${req.origin}`,
+                ...(req.where ? { title: req.where } : {})
+              },
               unverified ? 'unverified guess' : req.origin
             )
           )
@@ -666,11 +677,18 @@ export class MlboxPanel extends Widget {
         'Stop'
       );
       stop.onclick = () => void this.stopSession(session);
+      const restart = el(
+        'button',
+        { class: 'jp-MlboxPanel-link', title: `Restart session ${session.name}` },
+        'Restart'
+      );
+      restart.onclick = () => void this.stopSession(session, true);
       const facts = [
         session.notebook,
         session.age_s === null ? '' : `up ${formatSeconds(session.age_s)}`,
         session.idle_s === null ? '' : `idle ${formatSeconds(session.idle_s)}`,
-        session.gpus === 'none' ? 'CPU' : `GPU ${session.gpus}`
+        session.gpus === 'none' ? 'CPU' : `GPU ${session.gpus}`,
+        session.memory_bytes === null ? '' : `${formatBytes(session.memory_bytes)} memory`
       ].filter(Boolean);
       node.append(
         el(
@@ -683,7 +701,7 @@ export class MlboxPanel extends Widget {
           el('span', { class: 'jp-MlboxPanel-sessionName' }, session.name),
           ' ',
           el('code', { class: 'jp-MlboxPanel-tag' }, session.image),
-          el('div', { class: 'jp-MlboxPanel-meta' }, facts.join(' · '), stop)
+          el('div', { class: 'jp-MlboxPanel-meta' }, facts.join(' · '), restart, stop)
         )
       );
     }

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import socket
 import time
 import uuid
@@ -50,6 +51,8 @@ def test_cli_lists_a_session_and_stops_it_by_key(engine, image, session):
     assert (row["OWNER PID"], row["HOST"]) == (str(os.getpid()), socket.gethostname())
     assert row["AGE"].endswith(("s", "min")) and row["KEY"].endswith(f"/{NOTEBOOK}/{session.name}")
     assert row["IDLE"] == "-"  # another process (the CLI) cannot know when the last cell ran
+    # what the container uses now (docker stats): a Python kernel is tens of MB
+    assert re.fullmatch(r"\d+ MB", row["MEMORY"]) and int(row["MEMORY"].split()[0]) >= 10, row
     here = [i for i in list_sessions(engine) if i.container.id == session.container.id]
     assert isinstance(here[0].idle_s, int) and here[0].key == row["KEY"]  # this process can
 

@@ -53,7 +53,9 @@ for top in sorted(tops):
 site = next(p for p in sys.path if p.endswith("site-packages"))
 left = sorted(os.path.relpath(root, site) for root, dirs, _ in os.walk(site)
               if os.path.basename(root) == "tests")
-print(json.dumps({"failed": sorted(failed), "count": count, "tests_folders": left}))
+dists = sorted(d.metadata["Name"].lower() for d in md.distributions())
+print(json.dumps({"failed": sorted(failed), "count": count, "tests_folders": left,
+                  "dists": dists}))
 """
 
 
@@ -81,3 +83,24 @@ def test_pruned_image_imports_everything_the_full_one_does_and_is_smaller(engine
     assert any(f.startswith("pandas/") for f in whole["tests_folders"])
     saved = full_build.size - pruned_build.size
     assert saved > 50e6, f"{saved / 1e6:.0f} MB"
+    # the runtime stack's tools are left out of both (the kernel that ran this never loads
+    # them), and IPython and ipykernel import whole without them
+    for dists in (lean["dists"], whole["dists"]):
+        assert {"ipython", "ipykernel"} <= set(dists)
+        assert not {"jedi", "parso", "debugpy", "pip"} & set(dists), dists
+    users = ("IPython.core.completer", "IPython.core.interactiveshell", "ipykernel.debugger",
+             "ipykernel.ipkernel", "ipykernel.kernelapp")  # the modules that would load them
+    assert lean["count"] and not [f for f in lean["failed"] if f.split(":")[0] in users], \
+        lean["failed"]
+
+
+def test_a_notebook_that_runs_pip_keeps_it(engine):
+    """%pip in a cell: pip is a requirement at the kernel's version, and it runs in the image
+    (the venv grows from the one above, which left pip out)."""
+    plan = plan_image([*CELLS, "%pip --version"], notebook_name="pip.ipynb", search_dir=None)
+    assert "pip" not in plan.spec.leave_out
+    build_image(engine, plan)
+    result = run_notebook(engine, plan.tag, new_notebook_from_cells(["%pip --version"]),
+                          options=RunOptions(network_mode="none"))
+    text = "".join(o.get("text", "") for o in result.notebook.cells[0].outputs)
+    assert text.startswith("pip ") and "/opt/venv/" in text, text

@@ -44,6 +44,8 @@ async def test_sessions_are_listed_and_one_is_stopped_by_its_key(engine, image, 
         "owner_pid": str(os.getpid()), "owner_host": socket.gethostname()}
     assert isinstance(listed["age_s"], int) and 0 <= listed["age_s"] < 600
     assert listed["idle_timeout_s"] == 3600
+    # what its container uses now (docker stats, less the page cache): a kernel is tens of MB
+    assert isinstance(listed["memory_bytes"], int) and 10e6 < listed["memory_bytes"] < 2e9
     assert listed["key"].endswith(f"/{NOTEBOOK}/{session.name}")
 
     code, _ = await api.delete("sessions", listed["key"])  # jp_fetch escapes the slashes

@@ -65,6 +65,24 @@ def test_requirements_follow_a_saved_edit(lab, page):
                                                                          timeout=15_000)
 
 
+def test_a_declared_requirement_says_where_it_comes_from(lab, page):
+    """A notebook in a project with a pyproject.toml: its requirement is marked "file", and
+    the mark names the file and the table it came from."""
+    from ..conftest import write_notebook
+
+    project = lab.root / "declared"
+    (project / ".git").mkdir(parents=True)
+    (project / "pyproject.toml").write_text(
+        '[project]\nname = "tiny"\nversion = "0.1.0"\ndependencies = ["six==1.16.0"]\n')
+    write_notebook(project / "uses.ipynb", ["import six"])
+    panel = open_notebook_with_panel(page, lab, "declared/uses.ipynb")
+    item = panel.locator(".jp-MlboxPanel-requirements li", has_text="six==1.16.0")
+    expect(item).to_be_visible(timeout=60_000)
+    origin = item.locator(".jp-MlboxPanel-origin")
+    expect(origin).to_have_text("file")
+    expect(origin).to_have_attribute("title", "pyproject.toml [project] dependencies")
+
+
 def test_build_run_open_export(engine, lab, page, screenshot):
     panel = open_notebook_with_panel(page, lab, "tiny.ipynb")
     expect(panel.locator(".jp-MlboxPanel-path")).to_have_text("tiny.ipynb")
@@ -310,7 +328,7 @@ def test_a_session_is_listed_in_the_panel_and_stopped_there(engine, lab, page, s
                                                             session_image,
                                                             no_leftover_containers):
     """A kernel's session (started here through the core, on the lab's daemon) shows with its
-    name, image, notebook and GPU; Stop removes its container."""
+    name, image, notebook, GPU and memory; Restart asks first; Stop removes its container."""
     import uuid
 
     from jupyter_mlbox.core.session import Session, list_sessions
@@ -326,9 +344,18 @@ def test_a_session_is_listed_in_the_panel_and_stopped_there(engine, lab, page, s
         expect(row.locator(".jp-MlboxPanel-tag")).to_have_text(session_image)
         expect(row.locator(".jp-MlboxPanel-meta")).to_contain_text("session-test.ipynb")
         expect(row.locator(".jp-MlboxPanel-meta")).to_contain_text("CPU")
+        # what its container uses now (docker stats): a kernel is tens of MB
+        expect(row.locator(".jp-MlboxPanel-meta")).to_contain_text(
+            re.compile(r"\d+ MB memory"))
         screenshot("10-panel-session", panel)
-        row.get_by_role("button", name="Stop").click()
+        row.get_by_role("button", name="Restart").click()  # asked first; cancelled here
         dialog = page.locator(".jp-Dialog")
+        expect(dialog).to_contain_text(f"Restart session {session.name}")
+        expect(dialog).to_contain_text("starts it fresh")
+        dialog.get_by_role("button", name="Cancel").click()
+        expect(dialog).to_have_count(0)
+        expect(row).to_be_visible()
+        row.get_by_role("button", name="Stop").click()
         expect(dialog).to_contain_text(f"Stop session {session.name}")
         dialog.get_by_role("button", name="Stop").click()
         expect(row).to_have_count(0, timeout=15_000)
