@@ -19,11 +19,13 @@ import shutil
 import sys
 from importlib import metadata
 
-#: What the kernel's runtime stack installs that an executed notebook never loads, and the
-#: stack's own distributions that require it: jedi (and its parso) complete code in IPython,
-#: debugpy is ipykernel's debugger (both import them only when present), pip installs.
-#: 53 MB of a 565 MB image (BENCHMARKS.md).
-RUNTIME_ONLY = {"debugpy": {"ipykernel"}, "jedi": {"ipython"}, "parso": set(), "pip": set()}
+#: What the kernel's runtime stack and the venv's seed install that an executed notebook never
+#: loads, and the stack's own distributions that require it: jedi (and its parso) complete
+#: code in IPython, debugpy is ipykernel's debugger (both import them only when present), pip
+#: installs, setuptools builds (a Python 3.12 venv has none: a package that needs its
+#: pkg_resources at run time says so). 58 MB of a 565 MB image (BENCHMARKS.md).
+RUNTIME_ONLY = {"debugpy": {"ipykernel"}, "jedi": {"ipython"}, "parso": set(), "pip": set(),
+                "setuptools": set()}
 #: A cell that may run pip (%pip, !pip, subprocess … "pip") needs it in the container.
 _MENTIONS_PIP = re.compile(r"\bpip3?\b")
 #: A line that surely runs it: ``%pip``, ``!pip``, ``!python -m pip``.

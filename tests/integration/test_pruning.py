@@ -87,7 +87,7 @@ def test_pruned_image_imports_everything_the_full_one_does_and_is_smaller(engine
     # them), and IPython and ipykernel import whole without them
     for dists in (lean["dists"], whole["dists"]):
         assert {"ipython", "ipykernel"} <= set(dists)
-        assert not {"jedi", "parso", "debugpy", "pip"} & set(dists), dists
+        assert not {"jedi", "parso", "debugpy", "pip", "setuptools"} & set(dists), dists
     users = ("IPython.core.completer", "IPython.core.interactiveshell", "ipykernel.debugger",
              "ipykernel.ipkernel", "ipykernel.kernelapp")  # the modules that would load them
     assert lean["count"] and not [f for f in lean["failed"] if f.split(":")[0] in users], \

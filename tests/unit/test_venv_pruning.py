@@ -24,8 +24,8 @@ def venv(tmp_path: Path, requires: dict[str, list[str]]) -> Path:
 
 STACK = {"ipython": ["jedi>=0.16", "pexpect>4.3; sys_platform != 'win32'"],
          "ipykernel": ["debugpy>=1.6.5", "ipython>=7.23.1"], "jedi": ["parso<0.9,>=0.8.4"],
-         "parso": [], "debugpy": [], "pip": [], "pexpect": []}
-ALL = ("debugpy", "jedi", "parso", "pip")
+         "parso": [], "debugpy": [], "pip": [], "pexpect": [], "setuptools": []}
+ALL = ("debugpy", "jedi", "parso", "pip", "setuptools")
 
 
 def test_the_stack_s_own_tools_are_unused(tmp_path):
@@ -34,7 +34,7 @@ def test_the_stack_s_own_tools_are_unused(tmp_path):
 
 def test_a_package_that_requires_a_tool_keeps_it_and_what_it_requires(tmp_path):
     folder = venv(tmp_path, {**STACK, "python-lsp-server": ["jedi<0.20,>=0.17.2"],
-                             "pip-tools": ["pip >= 22.2"]})
+                             "pip-tools": ["pip >= 22.2", "setuptools"]})
     assert unused(str(folder), ALL) == ["debugpy"]  # jedi keeps parso
 
 
@@ -50,10 +50,13 @@ def test_only_installed_candidates_are_named(tmp_path):
 
 def test_what_the_notebook_asks_for_is_no_candidate():
     assert leave_out_candidates(["import numpy"], {"numpy"}) == ALL
-    assert leave_out_candidates(["import jedi"], {"jedi"}) == ("debugpy", "parso", "pip")
+    assert leave_out_candidates(["import jedi"], {"jedi"}) \
+        == ("debugpy", "parso", "pip", "setuptools")
     assert leave_out_candidates(["%pip install -q tqdm"], {"tqdm"}) \
-        == ("debugpy", "jedi", "parso")
-    assert leave_out_candidates(["!pip3 list"], set()) == ("debugpy", "jedi", "parso")
+        == ("debugpy", "jedi", "parso", "setuptools")
+    assert leave_out_candidates(["!pip3 list"], set()) == ("debugpy", "jedi", "parso", "setuptools")
+    # import pkg_resources is inferred as setuptools: a requirement, so no candidate
+    assert "setuptools" not in leave_out_candidates(["import pkg_resources"], {"setuptools"})
 
 
 def test_a_notebook_that_runs_pip_has_it_as_a_requirement_and_others_leave_it_out():
@@ -65,7 +68,7 @@ def test_a_notebook_that_runs_pip_has_it_as_a_requirement_and_others_leave_it_ou
     assert "pip" not in runs.spec.leave_out
     assert not any(r.startswith("pip=") or r == "pip" for r in plain.spec.requirements)
     assert plain.spec.leave_out == ALL
-    assert "--unused /opt/venv debugpy jedi parso pip" in plain.context.dockerfile
+    assert "--unused /opt/venv debugpy jedi parso pip setuptools" in plain.context.dockerfile
 
 
 def test_a_session_cell_that_runs_pip_in_an_image_without_it_is_said_before_it_runs():
