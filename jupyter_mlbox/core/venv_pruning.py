@@ -26,8 +26,9 @@ from importlib import metadata
 #: pkg_resources at run time says so). 58 MB of a 565 MB image (BENCHMARKS.md).
 RUNTIME_ONLY = {"debugpy": {"ipykernel"}, "jedi": {"ipython"}, "parso": set(), "pip": set(),
                 "setuptools": set()}
-#: A cell that may run pip (%pip, !pip, subprocess … "pip") needs it in the container.
-_MENTIONS_PIP = re.compile(r"\bpip3?\b")
+#: A cell that may run pip (%pip, !pip, subprocess … "pip") needs it in the container; an
+#: option such as ``%mlbox … --pip NAME`` is not pip.
+_MENTIONS_PIP = re.compile(r"(?<![-\w])pip3?\b")
 #: A line that surely runs it: ``%pip``, ``!pip``, ``!python -m pip``.
 _PIP_LINE = re.compile(r"^[ \t]*(?:%pip\b|!\s*(?:pip3?|python3?\s+-m\s+pip)\b)", re.MULTILINE)
 _NAME = re.compile(r"^\s*([A-Za-z0-9][A-Za-z0-9._-]*)")

@@ -55,6 +55,9 @@ def test_what_the_notebook_asks_for_is_no_candidate():
     assert leave_out_candidates(["%pip install -q tqdm"], {"tqdm"}) \
         == ("debugpy", "jedi", "parso", "setuptools")
     assert leave_out_candidates(["!pip3 list"], set()) == ("debugpy", "jedi", "parso", "setuptools")
+    # an option named --pip (%mlbox dockerfile --pip six) is not pip: the image stays the same
+    assert leave_out_candidates(["%mlbox dockerfile --pip 'six>=1.16'"], set()) == ALL
+    assert "pip" not in leave_out_candidates(['subprocess.run(["pip", "list"])'], set())
     # import pkg_resources is inferred as setuptools: a requirement, so no candidate
     assert "setuptools" not in leave_out_candidates(["import pkg_resources"], {"setuptools"})
 
