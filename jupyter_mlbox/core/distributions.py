@@ -148,13 +148,28 @@ def image_environment(python_version: str) -> dict[str, str]:
             "implementation_name": "cpython", "platform_python_implementation": "CPython"}
 
 
+def required_on_image(texts, python_version: str) -> list[str]:
+    """Canonical names of the requirements ``texts`` (``Requires-Dist`` lines) that apply on
+    the image: markers read as there (image_environment), an extra's requirements left out."""
+    from packaging.markers import UndefinedEnvironmentName
+
+    environment = image_environment(python_version)
+    names = []
+    for text in texts or ():
+        try:
+            requirement = Requirement(text)
+            if requirement.marker is not None and not requirement.marker.evaluate(environment):
+                continue
+        except (InvalidRequirement, UndefinedEnvironmentName):
+            continue
+        names.append(canonicalize_name(requirement.name))
+    return names
+
+
 def installed_closure(names, python_version: str) -> dict[str, str]:
     """The installed distributions ``names`` need, transitively (``names`` included): canonical
     name → installed version, requirement markers read as on the image (Linux, CPython
     ``python_version``, no extras). What the kernel lacks is skipped."""
-    from packaging.markers import UndefinedEnvironmentName
-
-    environment = image_environment(python_version)
     found: dict[str, str] = {}
     pending = [canonicalize_name(n) for n in names]
     while pending:
@@ -166,13 +181,5 @@ def installed_closure(names, python_version: str) -> dict[str, str]:
         except metadata.PackageNotFoundError:
             continue
         found[name] = dist.version
-        for text in dist.requires or []:
-            try:
-                requirement = Requirement(text)
-                if requirement.marker is not None \
-                        and not requirement.marker.evaluate(environment):
-                    continue
-            except (InvalidRequirement, UndefinedEnvironmentName):
-                continue
-            pending.append(canonicalize_name(requirement.name))
+        pending.extend(required_on_image(dist.requires, python_version))
     return found

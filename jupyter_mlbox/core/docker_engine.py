@@ -901,7 +901,7 @@ class DockerEngine(Engine):
         # one sample (one-shot: no waiting for a second); what `docker stats` shows is the
         # usage less the page cache the kernel may drop (inactive_file, cgroup v1 or v2)
         api = self._client.api
-        one_shot = True if not docker.utils.version_lt(api._version, "1.41") else None
+        one_shot = True if not docker.utils.version_lt(api.api_version, "1.41") else None
         try:
             stats = api.stats(container.id, stream=False, one_shot=one_shot)
         except (docker.errors.DockerException, ValueError):

@@ -224,11 +224,10 @@ def _build(name: str, source: Path, provenance: Provenance, timeout: float) -> P
 def wheel_dependencies(data: bytes, python_version: str) -> list[str]:
     """The canonical names a wheel (its bytes) requires in the image — Linux, CPython
     ``python_version`` — without its extras' requirements."""
-    from email.parser import Parser
     import io
+    from email.parser import Parser
 
-    from packaging.markers import default_environment
-    from packaging.requirements import InvalidRequirement, Requirement
+    from .distributions import required_on_image
 
     with zipfile.ZipFile(io.BytesIO(data)) as wheel:
         name = next((n for n in wheel.namelist()
@@ -236,18 +235,7 @@ def wheel_dependencies(data: bytes, python_version: str) -> list[str]:
         if name is None:
             return []
         metadata = Parser().parsestr(wheel.read(name).decode("utf-8", "replace"))
-    environment = {**default_environment(), "python_version": python_version,
-                   "python_full_version": f"{python_version}.0", "sys_platform": "linux",
-                   "platform_system": "Linux", "os_name": "posix", "extra": ""}
-    names = []
-    for text in metadata.get_all("Requires-Dist") or ():
-        try:
-            requirement = Requirement(text)
-        except InvalidRequirement:
-            continue
-        if requirement.marker is None or requirement.marker.evaluate(environment):
-            names.append(canonicalize_name(requirement.name))
-    return sorted(set(names))
+    return sorted(set(required_on_image(metadata.get_all("Requires-Dist"), python_version)))
 
 
 def with_wheel_hashes(lock_text: str, wheels: dict[str, bytes]) -> str:

@@ -149,15 +149,15 @@ def unused(venv: str, candidates) -> list[str]:
     """In the venv: the ``candidates`` (RUNTIME_ONLY names) no installed distribution requires,
     but for the runtime stack's own and one another. A requirement only of an extra counts not."""
     required: dict[str, set[str]] = {}
-    paths = site_packages(venv)
-    for dist in metadata.distributions(path=paths):
+    installed = set()
+    for dist in metadata.distributions(path=site_packages(venv)):
         owner = _canonical(dist.metadata["Name"] or "")
+        installed.add(owner)
         for requirement in dist.requires or ():
             name, _, marker = requirement.partition(";")
             found = _NAME.match(name)
             if found and "extra" not in marker:
                 required.setdefault(_canonical(found.group(1)), set()).add(owner)
-    installed = {_canonical(d.metadata["Name"] or "") for d in metadata.distributions(path=paths)}
     left = {c for c in candidates if c in RUNTIME_ONLY and c in installed}
     while True:  # a kept tool keeps what it requires (jedi keeps parso)
         kept = {c for c in left
